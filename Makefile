@@ -1,0 +1,33 @@
+# Set-up and test entry points; the README's two commands are `make serve` and `make test`.
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+# System packages the test suite needs (Debian names).
+APT_TEST := cmake libboost-program-options-dev libboost-system-dev libboost-thread-dev \
+            libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev
+
+.PHONY: install dev serve test apt-test
+
+install: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e .
+	touch $@
+
+serve: install
+	$(VENV)/bin/steno serve
+
+apt-test:
+	@missing=$$(for p in $(APT_TEST); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
+
+dev: $(VENV)/.dev-installed
+$(VENV)/.dev-installed: pyproject.toml install apt-test
+	$(PIP) install -q -e '.[dev]'
+	# pyctcdecode 0.5.0 pins numpy<2 but runs on numpy 2: it is a test-only reference, installed without deps.
+	$(PIP) install -q --no-deps pyctcdecode==0.5.0
+	touch $@
+
+test: dev
+	$(PY) -m pytest -q

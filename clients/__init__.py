@@ -1,0 +1,1 @@
+"""Clients of the Steno server: command-line streamer and browser page."""

@@ -1,0 +1,1 @@
+"""Posteriors to words: CTC prefix beam search, language models, hotwords, timestamps."""

@@ -1,0 +1,1 @@
+"""Neural networks: the streaming conformer, its export to ONNX, and torch-free runtimes."""

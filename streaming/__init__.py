@@ -1,0 +1,1 @@
+"""Real-time orchestration: server, protocol, sessions, batching, endpointing, persistence."""
