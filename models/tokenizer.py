@@ -18,8 +18,8 @@ CHARACTER_ALPHABET = list("abcdefghijklmnopqrstuvwxyz'")
 
 def normalize_text(text: str) -> str:
     """Lower-case ASCII words of [a-z'], single-spaced: the form the tokenizers and the LM expect."""
+    text = text.replace("’", "'").replace("‘", "'")  # typographic apostrophes survive folding
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii").lower()
-    text = text.replace("’", "'")
     words = (w.strip("'") for w in re.split(r"[^a-z']+", text))
     return " ".join(w for w in words if w)
 
