@@ -1,0 +1,88 @@
+"""Encoder speed: real-time factor per stream at several batch sizes, fp32 against int8.
+
+    python -m bench.encoder_rtf [--model BUNDLE] [--batches 1,8,32] [--threads 2]
+
+Without --model it exports the default-size conformer with random weights (needs torch): speed
+does not depend on the weights. RTF per stream = step time / (batch x chunk duration); a batch
+keeps up with real time while step time < chunk duration. Also prints how far int8 drifts from
+fp32 on the same audio (on random weights that says little: the trained model's WER does).
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import numpy as np
+
+from models.bundle import load_bundle
+from models.runtime import StreamingEncoder
+
+
+def time_step(encoder: StreamingEncoder, batch: int, repeats: int, rng) -> float:
+    streams = [encoder.new_stream() for _ in range(batch)]
+    chunks = (0.1 * rng.standard_normal((batch, encoder.chunk_samples))).astype(np.float32)
+    encoder.step(streams, chunks)  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        encoder.step(streams, chunks)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def int8_drift(fp32: StreamingEncoder, int8: StreamingEncoder, rng) -> dict[str, float]:
+    audio = (0.1 * rng.standard_normal(10 * fp32.config.sample_rate)).astype(np.float32)
+    a, b = fp32.encode(audio), int8.encode(audio)
+    ac, bc = a - a.mean(0), b - b.mean(0)
+    return {"kl_nats_per_frame": float((np.exp(a) * (a - b)).sum(1).mean()),
+            "argmax_agreement": float((a.argmax(1) == b.argmax(1)).mean()),
+            "timevarying_corr": float((ac * bc).sum() / np.sqrt((ac ** 2).sum() * (bc ** 2).sum()))}
+
+
+def random_bundle(directory: str) -> str:
+    import torch
+
+    from models.conformer import ConformerCTC, ConformerConfig
+    from models.export import export_bundle
+    from models.tokenizer import CharTokenizer
+
+    torch.manual_seed(0)
+    model = ConformerCTC(ConformerConfig(vocab_size=len(CharTokenizer().tokens)))
+    print(f"random-weight default model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
+    return str(export_bundle(model, CharTokenizer(), directory))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="bundle directory (default: export a random default-size model)")
+    parser.add_argument("--batches", default="1,8,32")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+    batches = [int(b) for b in args.batches.split(",")]
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = load_bundle(args.model or random_bundle(tmp))
+        encoders = {p: StreamingEncoder(bundle, p, threads=args.threads) for p in ("fp32", "int8")}
+        chunk_s = bundle.config.chunk_samples / bundle.config.sample_rate
+        sizes = {p: bundle.encoder_path(p).stat().st_size / 2 ** 20 for p in encoders}
+        print(f"chunk {chunk_s * 1000:.0f} ms, {args.threads} threads; "
+              f"encoder.onnx {sizes['fp32']:.1f} MiB, encoder.int8.onnx {sizes['int8']:.1f} MiB")
+        print(f"{'precision':>9} {'batch':>5} {'step ms':>8} {'rtf/stream':>10} {'batch rtf':>9}")
+        results = {}
+        for precision, encoder in encoders.items():
+            for batch in batches:
+                step = time_step(encoder, batch, args.repeats, rng)
+                results[f"rtf_{precision}_b{batch}"] = step / (batch * chunk_s)
+                print(f"{precision:>9} {batch:>5} {step * 1000:8.1f} {step / (batch * chunk_s):10.4f} "
+                      f"{step / chunk_s:9.3f}")
+        drift = int8_drift(encoders["fp32"], encoders["int8"], rng)
+        print("int8 vs fp32: " + ", ".join(f"{k} {v:.3f}" for k, v in drift.items()))
+        speedup = results[f"rtf_fp32_b{batches[0]}"] / results[f"rtf_int8_b{batches[0]}"]
+        print(" ".join(f"{k}={v:.4f}" for k, v in results.items())
+              + f" int8_speedup_b{batches[0]}={speedup:.2f} int8_kl={drift['kl_nats_per_frame']:.4f}")
+
+
+if __name__ == "__main__":
+    main()
