@@ -1,18 +1,108 @@
-"""The `steno` command. Each layer registers its own subcommands; this file only dispatches."""
+"""The `steno` command. Each layer registers its own subcommands; this file adds the serving ones
+and dispatches."""
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import logging
+import os
 import sys
+from pathlib import Path
 
 from decoders import cli as decoders_cli
+from models import DEFAULT_BUNDLE
 from models import cli as models_cli
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, default=DEFAULT_BUNDLE, help="model bundle directory")
+    parser.add_argument("--int8", action="store_true", help="use the bundle's int8 encoder")
+    parser.add_argument("--threads", type=int, default=2, help="encoder threads")
+    parser.add_argument("--no-lm", action="store_true", help="decode without the bundle's language model")
+
+
+def engine_options(args: argparse.Namespace, db: Path, mqtt=None):
+    from streaming.engine import EngineOptions
+
+    if not (args.model / "config.json").exists() and args.model == DEFAULT_BUNDLE:
+        raise SystemExit(f"error: the embedded default model is not in this checkout ({DEFAULT_BUNDLE}); "
+                         "pass --model BUNDLE (`steno export --random -o DIR` makes an untrained one)")
+    return EngineOptions(model=args.model, precision="int8" if args.int8 else "fp32", threads=args.threads,
+                         db=db, use_lm=not args.no_lm, mqtt=mqtt)
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    serve = commands.add_parser("serve", help="run the WebSocket server")
+    add_engine_arguments(serve)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--vosk-port", type=int, help="also serve the Vosk protocol at / of this port")
+    serve.add_argument("--db", type=Path, default=Path("steno-notes.sqlite3"), help="SQLite file for notes")
+    serve.add_argument("--mqtt", metavar="HOST:PORT", help="publish events to this MQTT broker")
+    serve.add_argument("--token", default=os.environ.get("STENO_TOKEN"),
+                       help="require this token from clients (default: $STENO_TOKEN)")
+    serve.add_argument("--allow-origin", action="append", default=[], help="allowed browser Origin (repeatable)")
+    serve.add_argument("--max-sessions", type=int, default=64)
+    serve.add_argument("--max-frame-bytes", type=int, default=1 << 20)
+    serve.add_argument("--idle-timeout", type=float, default=30.0)
+    serve.set_defaults(func=run_serve)
+
+    transcribe = commands.add_parser("transcribe", help="transcribe a file in-process (no server)")
+    add_engine_arguments(transcribe)
+    transcribe.add_argument("file")
+    transcribe.add_argument("--json", action="store_true", help="print the events as a JSON array")
+    transcribe.add_argument("--hotword", action="append", default=[], help="word or phrase to favour")
+    transcribe.set_defaults(func=run_transcribe)
+
+    stream = commands.add_parser("stream", help="stream a file to a server and print live captions")
+    stream.add_argument("url", help="e.g. ws://127.0.0.1:8765/v1/listen")
+    stream.add_argument("file")
+    stream.add_argument("--speed", type=float, default=1.0, help="x real time; 0 = as fast as possible")
+    stream.add_argument("--session-id")
+    stream.add_argument("--hotword", action="append", default=[])
+    stream.add_argument("--token", default=os.environ.get("STENO_TOKEN"))
+    stream.set_defaults(func=run_stream)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from streaming.mqtt import MqttOptions
+    from streaming.server import ServerOptions, run_server
+
+    mqtt = MqttOptions.from_address(args.mqtt) if args.mqtt else None
+    run_server(ServerOptions(engine=engine_options(args, args.db, mqtt), host=args.host, port=args.port,
+                             vosk_port=args.vosk_port, token=args.token, allowed_origins=tuple(args.allow_origin),
+                             max_sessions=args.max_sessions, max_frame_bytes=args.max_frame_bytes,
+                             idle_timeout=args.idle_timeout))
+    return 0
+
+
+def run_transcribe(args: argparse.Namespace) -> int:
+    from streaming.transcribe import transcribe_file
+
+    events = asyncio.run(transcribe_file(engine_options(args, Path(":memory:")), args.file, tuple(args.hotword)))
+    if args.json:
+        print(json.dumps(events, indent=1, ensure_ascii=False))
+    else:
+        for event in events:
+            if event["type"] == "final":
+                print(f"[{event['start']:7.2f}-{event['end']:7.2f}] {event['text']}")
+    return 0
+
+
+def run_stream(args: argparse.Namespace) -> int:
+    from clients.stream import stream_file
+
+    events = asyncio.run(stream_file(args.url, args.file, args.speed, tuple(args.hotword), args.session_id,
+                                     args.token))
+    return 1 if any(e["type"] == "error" for e in events) else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="steno", description="Streaming speech transcription.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    register(commands)
     models_cli.register(commands)
     decoders_cli.register(commands)
     return parser

@@ -1,0 +1,94 @@
+"""Cross-stream dynamic batching: chunks from all live sessions share one ONNX call.
+
+Sessions `await batcher.encode(stream, chunk)`; one worker task takes whatever has queued (up to
+`max_batch`, waiting at most `max_wait_ms` for company after the first arrives), runs the encoder in
+a worker thread, and resolves each session's future. While a batch runs, the next one queues up, so
+under load batches grow by themselves. The event loop never runs inference.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.runtime import EncoderStream, StreamingEncoder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    max_batch: int = 32
+    max_wait_ms: float = 5.0
+
+
+class EncoderBatcher:
+    def __init__(self, encoder: StreamingEncoder, options: BatchOptions, on_batch=None):
+        self.encoder, self.options = encoder, options
+        self.on_batch = on_batch  # callback(batch_size, seconds) for metrics
+        self._queue: asyncio.Queue = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="encoder")
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._worker(), name="encoder-batcher")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self._executor.shutdown(wait=True)
+
+    async def encode(self, stream: EncoderStream, chunk: np.ndarray) -> np.ndarray:
+        """Log-probs [frames, V] for one chunk of one stream (one chunk in flight per stream)."""
+        if self._task is None or self._task.done():
+            raise RuntimeError("encoder batcher is not running")
+        future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((stream, chunk, future))
+        return await future
+
+    async def _gather(self) -> list:
+        batch = [await self._queue.get()]
+        deadline = time.monotonic() + self.options.max_wait_ms / 1000
+        while len(batch) < self.options.max_batch:
+            if self._queue.empty():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                except TimeoutError:
+                    break
+            else:
+                batch.append(self._queue.get_nowait())
+        return [item for item in batch if not item[2].done()]  # drop cancelled sessions
+
+    async def _worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._gather()
+            if not batch:
+                continue
+            streams, chunks, futures = zip(*batch)
+            start = time.perf_counter()
+            try:
+                log_probs = await loop.run_in_executor(self._executor, self.encoder.step, list(streams),
+                                                       np.stack(chunks))
+            except Exception as exc:  # a model failure fails these chunks, not the server
+                log.exception("encoder step failed for a batch of %d", len(batch))
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            if self.on_batch:
+                self.on_batch(len(batch), time.perf_counter() - start)
+            for future, result in zip(futures, log_probs):
+                if not future.done():
+                    future.set_result(result)

@@ -1,0 +1,96 @@
+"""Per-process resources shared by all sessions: model, batcher, decoder factory, store, MQTT, metrics."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from decoders.factory import DecoderFactory
+from decoders.options import DecoderOptions
+from models.bundle import load_bundle
+from models.runtime import StreamingEncoder
+from streaming.batcher import BatchOptions, EncoderBatcher
+from streaming.endpoint import EndpointOptions
+from streaming.mqtt import MqttOptions, MqttPublisher
+from streaming.store import NoteStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    model: Path
+    precision: str = "fp32"
+    threads: int = 2
+    db: Path = Path("steno-notes.sqlite3")
+    use_lm: bool = True
+    batch: BatchOptions = field(default_factory=BatchOptions)
+    endpoint: EndpointOptions = field(default_factory=EndpointOptions)
+    decoder: DecoderOptions = field(default_factory=DecoderOptions)
+    mqtt: MqttOptions | None = None
+
+
+class Metrics:
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.sessions = Gauge("steno_sessions_active", "Live sessions", registry=r)
+        self.sessions_total = Counter("steno_sessions", "Sessions started", registry=r)
+        self.audio_seconds = Counter("steno_audio_seconds", "Audio received, seconds", registry=r)
+        self.batch_size = Histogram("steno_batch_size", "Streams per encoder call", registry=r,
+                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128))
+        self.encoder_seconds = Histogram("steno_encoder_step_seconds", "Encoder call latency", registry=r,
+                                         buckets=(.005, .01, .02, .05, .1, .2, .5, 1, 2))
+        self.final_seconds = Histogram("steno_final_latency_seconds",
+                                       "Decode + persist time of a final segment", registry=r,
+                                       buckets=(.001, .005, .01, .02, .05, .1, .2, .5))
+        self.errors = Counter("steno_errors", "Error events sent", ["code"], registry=r)
+
+    def on_batch(self, size: int, seconds: float) -> None:
+        self.batch_size.observe(size)
+        self.encoder_seconds.observe(seconds)
+
+
+class Engine:
+    def __init__(self, options: EngineOptions):
+        self.options = options
+        self.bundle = load_bundle(options.model)
+        self.encoder = StreamingEncoder(self.bundle, options.precision, options.threads)
+        cfg = self.bundle.config
+        self.sample_rate, self.frame_duration, self.blank_id = cfg.sample_rate, cfg.frame_duration, cfg.blank_id
+        self.decoders = DecoderFactory(self.bundle.tokenizer.tokens, cfg.blank_id, cfg.frame_duration,
+                                       options.decoder, self.bundle.path / "lm" if options.use_lm else None)
+        self.metrics = Metrics()
+        self.store = NoteStore(options.db)
+        self.batcher = EncoderBatcher(self.encoder, options.batch, self.metrics.on_batch)
+        self.mqtt = MqttPublisher(options.mqtt) if options.mqtt else None
+        self._decode_pool = ThreadPoolExecutor(1, thread_name_prefix="decoder")
+
+    async def start(self) -> None:
+        await self.batcher.start()
+        if self.mqtt:
+            await self.mqtt.start()
+
+    async def close(self) -> None:
+        await self.batcher.close()
+        if self.mqtt:
+            await self.mqtt.close()
+        self._decode_pool.shutdown(wait=True)
+        self.store.close()
+
+    def new_decoder(self, hotwords: tuple[str, ...] = ()):
+        return self.decoders.new(hotwords)
+
+    async def run_decoder(self, fn, *args):
+        """Decoding is Python-heavy: one thread runs it, off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._decode_pool, fn, *args)
+
+    def publish(self, session_id: str, event: dict) -> None:
+        if event["type"] == "error":
+            self.metrics.errors.labels(event["code"]).inc()
+        if self.mqtt:
+            self.mqtt.publish(session_id, event)

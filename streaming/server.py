@@ -1,0 +1,254 @@
+"""`steno serve`: the WebSocket server (websockets on uvloop).
+
+Lifetimes are explicit: the server owns the engine (batcher task, decoder thread, store, MQTT
+task); each connection owns its session and its event-sender task, and whatever way the connection
+ends (stop, eof, disconnect, idle timeout, error) the session is finished, so its last final is
+persisted before the handler returns.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from streaming.engine import Engine, EngineOptions
+from streaming.http_routes import handle_http, query
+from streaming.protocol import (ErrorCode, ProtocolError, StartOptions, decode_audio, encode_event,
+                                parse_start, parse_text_frame)
+from streaming.session import Session
+from streaming.vosk import vosk_reply
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    engine: EngineOptions
+    host: str = "127.0.0.1"
+    port: int = 8765
+    vosk_port: int | None = None       # serves the Vosk protocol at "/" on this port too
+    token: str | None = None
+    allowed_origins: tuple[str, ...] = ()  # empty: any origin
+    max_sessions: int = 64
+    max_frame_bytes: int = 1 << 20     # one binary frame (1 MiB = 32 s of 16 kHz s16le)
+    idle_timeout: float = 30.0         # seconds without any message
+    send_timeout: float = 10.0         # a client that accepts no event for this long is dropped
+    defaults: StartOptions = field(default_factory=StartOptions)
+
+
+class SlowConsumer(Exception):
+    pass
+
+
+class EventSender:
+    """Sends one connection's messages in order from its own task: a client that stops reading
+    stalls only this task. Partials are dropped first when the backlog grows; past the bound, or
+    when one send waits longer than `send_timeout`, the client is a slow consumer."""
+
+    def __init__(self, ws: ServerConnection, send_timeout: float, max_backlog: int = 512):
+        self.ws, self.send_timeout, self.max_backlog = ws, send_timeout, max_backlog
+        self.queue: deque[tuple[str, bool]] = deque()
+        self.ready = asyncio.Event()
+        self.failed: BaseException | None = None
+        self.task = asyncio.create_task(self._run(), name="event-sender")
+
+    def send(self, message: dict, droppable: bool = False) -> None:
+        if self.failed:
+            raise SlowConsumer(str(self.failed)) if isinstance(self.failed, SlowConsumer) else self.failed
+        if len(self.queue) >= self.max_backlog:
+            self.queue = deque(m for m in self.queue if not m[1])
+            if len(self.queue) >= self.max_backlog:
+                raise SlowConsumer(f"{len(self.queue)} events unread")
+        self.queue.append((encode_event(message), droppable))
+        self.ready.set()
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                await self.ready.wait()
+                while self.queue:
+                    text, _ = self.queue.popleft()
+                    try:
+                        await asyncio.wait_for(self.ws.send(text), self.send_timeout)
+                    except TimeoutError:
+                        raise SlowConsumer(f"no event accepted for {self.send_timeout:.0f} s") from None
+                self.ready.clear()
+        except (SlowConsumer, ConnectionClosed) as exc:
+            self.failed = exc
+
+    async def close(self, timeout: float) -> None:
+        """Deliver what is queued (within `timeout`), then stop the task."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self.queue and not self.task.done():
+                    await asyncio.sleep(0.005)
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+class StenoServer:
+    def __init__(self, options: ServerOptions):
+        self.options = options
+        self.engine = Engine(options.engine)
+        self.live: set[Session] = set()
+
+    def process_request(self, connection: ServerConnection, request):
+        return handle_http(self.engine, request, self.options.token, len(self.live))
+
+    async def handler(self, ws: ServerConnection) -> None:
+        path = ws.request.path.split("?")[0]
+        vosk = path == "/vosk" or (path == "/" and ws.local_address[1] == self.options.vosk_port)
+        sender = EventSender(ws, self.options.send_timeout)
+        session: Session | None = None
+        try:
+            if len(self.live) >= self.options.max_sessions:
+                raise ProtocolError(ErrorCode.TOO_MANY_SESSIONS,
+                                    f"server is at its limit of {self.options.max_sessions} sessions; retry later",
+                                    fatal=True)
+            start, first = await self._start_options(ws, vosk)
+            session = Session(self.engine, start.session_id or uuid.uuid4().hex[:12], start)
+            self.live.add(session)
+            self.engine.metrics.sessions.set(len(self.live))
+            self.engine.metrics.sessions_total.inc()
+            if not vosk:
+                sender.send(session.ready_event())
+            await self._converse(ws, session, sender, vosk, first)
+        except ProtocolError as exc:
+            self._send_error(sender, session, exc, vosk)
+        except (ConnectionClosed, SlowConsumer) as exc:
+            log.info("connection ended: %s", exc)
+        except Exception:
+            log.exception("session %s failed", session.session_id if session else "-")
+            self._send_error(sender, session, ProtocolError(ErrorCode.INTERNAL, "internal server error", True), vosk)
+        finally:
+            if session is not None:
+                await self._finish(session, sender, vosk)
+                self.live.discard(session)
+                self.engine.metrics.sessions.set(len(self.live))
+            await sender.close(timeout=2.0)
+
+    async def _start_options(self, ws: ServerConnection, vosk: bool) -> tuple[StartOptions, object]:
+        """Query parameters, then an optional first control message (`start` or Vosk `config`)."""
+        options = parse_start(query(ws.request), self.options.defaults)
+        first = await self._receive(ws)
+        if isinstance(first, str):
+            message = parse_text_frame(first)
+            if vosk and isinstance(message.get("config"), dict):
+                return parse_start(message["config"], options), None
+            if message.get("type") == "start":
+                return parse_start(message, options), None
+        return options, first
+
+    async def _receive(self, ws: ServerConnection):
+        try:
+            return await asyncio.wait_for(ws.recv(), self.options.idle_timeout)
+        except TimeoutError:
+            raise ProtocolError(ErrorCode.IDLE_TIMEOUT,
+                                f"nothing received for {self.options.idle_timeout:.0f} s", fatal=True) from None
+
+    async def _converse(self, ws, session: Session, sender: EventSender, vosk: bool, first) -> None:
+        message = first
+        while True:
+            if message is None:
+                message = await self._receive(ws)
+            try:
+                if isinstance(message, bytes):
+                    events = await self._audio(session, sender, message, vosk)
+                    self._send_events(sender, session, events, vosk)
+                else:
+                    control = parse_text_frame(message)
+                    if control.get("type") == "stop" or control.get("eof"):
+                        return
+                    if control.get("type") == "start" or "config" in control:
+                        raise ProtocolError(ErrorCode.ALREADY_STARTED, "the session has already started; "
+                                            "send start/config before any audio")
+                    raise ProtocolError(ErrorCode.BAD_MESSAGE, f"unknown control message {str(control)[:80]}")
+            except ProtocolError as exc:
+                if exc.fatal:
+                    raise
+                self._send_error(sender, session, exc, vosk)
+            message = None
+
+    async def _audio(self, session: Session, sender: EventSender, frame: bytes, vosk: bool) -> list[dict]:
+        if len(frame) > self.options.max_frame_bytes:
+            raise ProtocolError(ErrorCode.FRAME_TOO_LARGE, f"binary frame of {len(frame)} bytes exceeds "
+                                f"the limit of {self.options.max_frame_bytes}; it was dropped")
+        samples, problem = decode_audio(frame, session.options.encoding)
+        if problem:
+            self._send_error(sender, session, problem, vosk)
+        self.engine.metrics.audio_seconds.inc(len(samples) / session.options.sample_rate)
+        return await session.feed(samples)
+
+    async def _finish(self, session: Session, sender: EventSender, vosk: bool) -> None:
+        try:
+            events = await session.finish()
+        except Exception:
+            log.exception("finishing session %s failed", session.session_id)
+            return
+        with contextlib.suppress(SlowConsumer, ConnectionClosed):
+            if vosk:
+                sender.send(vosk_reply(events, session.state.last_partial, final=True))
+            else:
+                self._send_events(sender, session, events, vosk=False)
+
+    def _send_events(self, sender: EventSender, session: Session, events: list[dict], vosk: bool) -> None:
+        """Vosk clients expect exactly one reply per audio message; ours get every event."""
+        if vosk:
+            sender.send(vosk_reply(events, session.state.last_partial))
+            return
+        for event in events:
+            sender.send(event, droppable=event["type"] == "partial")
+
+    def _send_error(self, sender: EventSender, session: Session | None, exc: ProtocolError, vosk: bool) -> None:
+        log.info("session %s: %s: %s", session.session_id if session else "-", exc.code.value, exc.message)
+        if session is not None:
+            event = session.event("error", code=exc.code.value, message=exc.message)
+        else:
+            event = {"type": "error", "session_id": None, "seq": 0, "code": exc.code.value, "message": exc.message}
+            self.engine.publish("-", event)
+        with contextlib.suppress(SlowConsumer, ConnectionClosed):
+            sender.send({"error": exc.message, "code": exc.code.value} if vosk else event)
+
+    async def run(self, stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
+        await self.engine.start()
+        kwargs = dict(process_request=self.process_request, max_size=4 * self.options.max_frame_bytes,
+                      origins=[*self.options.allowed_origins, None] if self.options.allowed_origins else None,
+                      compression=None)
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                server = await stack.enter_async_context(
+                    serve(self.handler, self.options.host, self.options.port, **kwargs))
+                if self.options.vosk_port:
+                    await stack.enter_async_context(
+                        serve(self.handler, self.options.host, self.options.vosk_port, **kwargs))
+                port = next(iter(server.sockets)).getsockname()[1]
+                log.info("Steno listening on ws://%s:%d/v1/listen (model %s)", self.options.host, port,
+                         self.engine.bundle.path)
+                if started:
+                    started.set()
+                await stop.wait()
+        finally:
+            await self.engine.close()
+
+
+def run_server(options: ServerOptions) -> None:
+    """Blocking entry point: uvloop, SIGINT/SIGTERM stop the server gracefully."""
+    import uvloop
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await StenoServer(options).run(stop)
+
+    uvloop.run(main())
+

@@ -1,0 +1,144 @@
+"""One transcription session: audio in, events out.
+
+Audio at the client's rate -> resampler -> whole model chunks -> batched encoder -> beam search ->
+endpointer -> `partial` / `final` events. Finals are committed to the note store before they are
+sent, so a final the client has seen is on disk. A resumed session continues its timeline and
+segment numbering.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from streaming.audio import StreamResampler
+from streaming.endpoint import Endpointer
+from streaming.engine import Engine
+from streaming.protocol import StartOptions, rounded
+from streaming.store import Segment, Word
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SessionState:
+    session_id: str
+    seq: int = 0
+    segments: int = 0              # next segment index
+    time_offset: float = 0.0       # seconds of earlier connections (resumed sessions)
+    samples_in: int = 0            # model-rate samples received this connection
+    frames_done: int = 0           # encoder frames decoded this connection
+    utterance_start: int = 0       # frame where the current utterance began
+    last_partial: str = ""
+    pending: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+
+
+class Session:
+    def __init__(self, engine: Engine, session_id: str, options: StartOptions):
+        self.engine, self.options = engine, options
+        info = engine.store.open_session(session_id, {"sample_rate": options.sample_rate,
+                                                      "encoding": options.encoding, **options.extra})
+        self.state = SessionState(session_id, segments=info.n_segments, time_offset=info.duration)
+        self.resampler = StreamResampler(options.sample_rate, engine.sample_rate)
+        self.stream = engine.encoder.new_stream()
+        self.decoder = engine.new_decoder(options.hotwords)
+        self.endpointer = Endpointer(engine.options.endpoint, engine.frame_duration, engine.blank_id)
+        self.resumed = info.n_segments > 0
+
+    @property
+    def session_id(self) -> str:
+        return self.state.session_id
+
+    def event(self, kind: str, **fields) -> dict:
+        self.state.seq += 1
+        event = {"type": kind, "session_id": self.session_id, "seq": self.state.seq, **fields}
+        self.engine.publish(self.session_id, event)
+        return event
+
+    def ready_event(self) -> dict:
+        cfg = self.engine.bundle.config
+        return self.event("ready", sample_rate=self.options.sample_rate, encoding=self.options.encoding,
+                          model_sample_rate=cfg.sample_rate, chunk_ms=round(1000 * cfg.chunk_samples / cfg.sample_rate),
+                          resumed=self.resumed, next_segment=self.state.segments,
+                          time_offset=rounded(self.state.time_offset))
+
+    async def feed(self, samples: np.ndarray) -> list[dict]:
+        """Samples at the client's rate -> the events they produce (partials, finals)."""
+        resampled = self.resampler.process(samples)
+        self.state.samples_in += len(resampled)
+        self.state.pending = np.concatenate([self.state.pending, resampled])
+        return await self._run_chunks(last=False)
+
+    async def finish(self) -> list[dict]:
+        """End of audio: flush, emit the last final, close the note, emit `note`."""
+        tail = self.resampler.flush()
+        self.state.samples_in += len(tail)
+        self.state.pending = np.concatenate([self.state.pending, tail])
+        events = await self._run_chunks(last=True)
+        events += await self._final()
+        await asyncio.to_thread(self.engine.store.close_session, self.session_id)
+        duration = self.state.time_offset + self.state.samples_in / self.engine.sample_rate
+        events.append(self.event("note", segments=self.state.segments, duration=rounded(duration),
+                                 url=f"/v1/notes/{self.session_id}"))
+        return events
+
+    async def _run_chunks(self, last: bool) -> list[dict]:
+        size, events = self.engine.encoder.chunk_samples, []
+        if last and len(self.state.pending):
+            self.state.pending = np.pad(self.state.pending, (0, -len(self.state.pending) % size))
+        while len(self.state.pending) >= size:
+            chunk, self.state.pending = self.state.pending[:size], self.state.pending[size:]
+            log_probs = await self.engine.batcher.encode(self.stream, chunk)
+            real = self.engine.encoder.frames_for(self.state.samples_in) - self.state.frames_done
+            log_probs = log_probs[:max(0, real)] if last else log_probs
+            events += await self._decode(log_probs)
+        return events
+
+    async def _decode(self, log_probs: np.ndarray) -> list[dict]:
+        if not len(log_probs):
+            return []
+        decision, partial = await self.engine.run_decoder(self._advance, log_probs)
+        self.state.frames_done += len(log_probs)
+        if decision == "final":
+            return await self._final()
+        if decision == "reset":
+            await self.engine.run_decoder(self._reset)
+            return []
+        if partial != self.state.last_partial:
+            self.state.last_partial = partial
+            return [self.event("partial", text=partial)]
+        return []
+
+    def _advance(self, log_probs: np.ndarray) -> tuple[str | None, str]:
+        """In the decoder thread: beam search, then the endpoint rules."""
+        self.decoder.advance(log_probs)
+        return self.endpointer.update(log_probs), self.decoder.partial().text
+
+    def _reset(self):
+        result = self.decoder.finalize()
+        self.endpointer.reset()
+        self.state.utterance_start = self.state.frames_done
+        self.state.last_partial = ""
+        return result
+
+    async def _final(self) -> list[dict]:
+        start_frame = self.state.utterance_start
+        result = await self.engine.run_decoder(self._reset)
+        if not result.text:
+            return []
+        base = self.state.time_offset + start_frame * self.engine.frame_duration
+        words = tuple(Word(w.text, rounded(base + w.start), rounded(base + w.end), round(w.confidence, 3))
+                      for w in result.words)
+        end_frame = self.state.frames_done
+        segment = Segment(index=self.state.segments, text=result.text,
+                          start=words[0].start if words else rounded(base),
+                          end=words[-1].end if words else rounded(self.state.time_offset + end_frame * self.engine.frame_duration),
+                          words=words)
+        await asyncio.to_thread(self.engine.store.add_segment, self.session_id, segment)
+        self.state.segments += 1
+        return [self.event("final", segment=segment.index, text=segment.text, start=segment.start,
+                           end=segment.end, speaker=None,
+                           words=[{"word": w.word, "start": w.start, "end": w.end, "confidence": w.confidence}
+                                  for w in words])]
