@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +16,6 @@ from streaming.batcher import BatchOptions, EncoderBatcher
 from streaming.endpoint import EndpointOptions
 from streaming.mqtt import MqttOptions, MqttPublisher
 from streaming.store import NoteStore
-
-log = logging.getLogger(__name__)
-
 
 @dataclass(frozen=True)
 class EngineOptions:

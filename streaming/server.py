@@ -99,6 +99,7 @@ class StenoServer:
         self.options = options
         self.engine = Engine(options.engine)
         self.live: set[Session] = set()
+        self.port: int | None = None  # known once listening (options.port may be 0)
 
     def process_request(self, connection: ServerConnection, request):
         return handle_http(self.engine, request, self.options.token, len(self.live))
@@ -229,8 +230,8 @@ class StenoServer:
                 if self.options.vosk_port:
                     await stack.enter_async_context(
                         serve(self.handler, self.options.host, self.options.vosk_port, **kwargs))
-                port = next(iter(server.sockets)).getsockname()[1]
-                log.info("Steno listening on ws://%s:%d/v1/listen (model %s)", self.options.host, port,
+                self.port = next(iter(server.sockets)).getsockname()[1]
+                log.info("Steno listening on ws://%s:%d/v1/listen (model %s)", self.options.host, self.port,
                          self.engine.bundle.path)
                 if started:
                     started.set()

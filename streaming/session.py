@@ -8,7 +8,7 @@ segment numbering.
 from __future__ import annotations
 
 import asyncio
-import logging
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,11 +16,8 @@ import numpy as np
 from streaming.audio import StreamResampler
 from streaming.endpoint import Endpointer
 from streaming.engine import Engine
-from streaming.protocol import StartOptions, rounded
+from streaming.protocol import ErrorCode, ProtocolError, StartOptions, rounded
 from streaming.store import Segment, Word
-
-log = logging.getLogger(__name__)
-
 
 @dataclass
 class SessionState:
@@ -38,8 +35,11 @@ class SessionState:
 class Session:
     def __init__(self, engine: Engine, session_id: str, options: StartOptions):
         self.engine, self.options = engine, options
-        info = engine.store.open_session(session_id, {"sample_rate": options.sample_rate,
-                                                      "encoding": options.encoding, **options.extra})
+        try:
+            info = engine.store.open_session(session_id, {"sample_rate": options.sample_rate,
+                                                          "encoding": options.encoding, **options.extra})
+        except ValueError as exc:  # the store owns what a valid session id is
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, str(exc), fatal=True) from None
         self.state = SessionState(session_id, segments=info.n_segments, time_offset=info.duration)
         self.resampler = StreamResampler(options.sample_rate, engine.sample_rate)
         self.stream = engine.encoder.new_stream()
@@ -124,7 +124,7 @@ class Session:
         return result
 
     async def _final(self) -> list[dict]:
-        start_frame = self.state.utterance_start
+        began, start_frame = time.perf_counter(), self.state.utterance_start
         result = await self.engine.run_decoder(self._reset)
         if not result.text:
             return []
@@ -138,6 +138,7 @@ class Session:
                           words=words)
         await asyncio.to_thread(self.engine.store.add_segment, self.session_id, segment)
         self.state.segments += 1
+        self.engine.metrics.final_seconds.observe(time.perf_counter() - began)
         return [self.event("final", segment=segment.index, text=segment.text, start=segment.start,
                            end=segment.end, speaker=None,
                            words=[{"word": w.word, "start": w.start, "end": w.end, "confidence": w.confidence}

@@ -1,0 +1,130 @@
+"""Every documented error code, over a real socket; the session survives where the docs say so."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from server_fixtures import converse, errors, finals, s16le, server_factory, shared_server, utterances  # noqa: F401
+from streaming.protocol import ErrorCode
+from streaming.server import EventSender, SlowConsumer
+
+AUDIO = utterances("hello world")
+
+
+@pytest.mark.parametrize("garbage, code", [
+    ("this is not json", "bad_json"),
+    ("[1, 2, 3]", "bad_message"),
+    ('{"type": "dance"}', "bad_message"),
+    ('{"type": "start", "sample_rate": 8000}', "already_started"),
+])
+def test_bad_control_messages_leave_the_session_running(shared_server, garbage, code):
+    events = asyncio.run(converse(shared_server.url(), AUDIO, before_audio=[s16le(AUDIO[:1600]), garbage]))
+    assert errors(events) == [code]
+    error = next(e for e in events if e["type"] == "error")
+    assert error["message"] and error["session_id"] == events[0]["session_id"]
+    assert finals(events) == ["hello world"]
+
+
+def test_odd_byte_count_is_reported_and_the_rest_transcribed(shared_server):
+    events = asyncio.run(converse(shared_server.url(), AUDIO, before_audio=[b"\x01\x02\x03"]))
+    assert errors(events) == ["bad_audio"] and finals(events) == ["hello world"]
+
+
+def test_nan_in_float_audio_is_reported(shared_server):
+    frame = np.array([0.0, np.nan, np.inf, 0.1], "<f4").tobytes()
+    events = asyncio.run(converse(shared_server.url("/v1/listen?encoding=pcm_f32le"), before_audio=[frame]))
+    assert errors(events) == ["bad_audio"] and events[-1]["type"] == "note"
+
+
+@pytest.mark.parametrize("start, code", [
+    ({"type": "start", "sample_rate": 96000}, "unsupported_sample_rate"),
+    ({"type": "start", "sample_rate": "fast"}, "unsupported_sample_rate"),
+    ({"type": "start", "encoding": "mp3"}, "unsupported_encoding"),
+    ({"type": "start", "hotwords": [1, 2]}, "bad_message"),
+    ({"type": "start", "session_id": "../../etc/passwd"}, "bad_message"),
+])
+def test_bad_start_is_refused_with_its_code(shared_server, start, code):
+    events = asyncio.run(converse(shared_server.url(), start=start, stop=False))
+    assert [e["type"] for e in events] == ["error"] and errors(events) == [code]
+
+
+def test_frame_too_large_is_dropped_and_the_session_continues(server_factory):
+    server = server_factory(max_frame_bytes=4000)
+    events = asyncio.run(converse(server.url(), AUDIO, frame_seconds=0.1, before_audio=[b"\0" * 4002]))
+    assert errors(events) == ["frame_too_large"] and finals(events) == ["hello world"]
+
+
+def test_idle_timeout_closes_but_keeps_the_last_final(server_factory):
+    server = server_factory(idle_timeout=1.0)
+    audio = utterances("hello world")[: -int(1.2 * 16000)]  # no endpoint yet when the client goes quiet
+    events = asyncio.run(converse(server.url(), audio, stop=False))
+    assert errors(events) == ["idle_timeout"]
+    assert finals(events) == ["hello world"] and events[-1]["type"] == "note"
+
+
+def test_too_many_sessions(server_factory):
+    server = server_factory(max_sessions=1)
+
+    async def scenario():
+        async with connect(server.url()) as first:
+            await first.send(s16le(AUDIO[:1600]))
+            assert json.loads(await first.recv())["type"] == "ready"
+            return await converse(server.url(), AUDIO, stop=False)
+
+    events = asyncio.run(scenario())
+    assert [e["type"] for e in events] == ["error"] and errors(events) == ["too_many_sessions"]
+
+
+def test_token_is_required_when_configured(server_factory):
+    server = server_factory(token="s3cret")
+    with pytest.raises(InvalidStatus) as refused:
+        asyncio.run(converse(server.url(), AUDIO))
+    assert refused.value.response.status_code == 401
+    assert finals(asyncio.run(converse(server.url() + "?token=s3cret", AUDIO))) == ["hello world"]
+    headers = {"Authorization": "Bearer s3cret"}
+    assert finals(asyncio.run(converse(server.url(), AUDIO, headers=headers))) == ["hello world"]
+
+
+def test_foreign_browser_origin_is_refused(server_factory):
+    server = server_factory(allowed_origins=("http://good.example",))
+
+    async def attempt(origin):
+        async with connect(server.url(), origin=origin) as ws:
+            await ws.send(json.dumps({"type": "stop"}))
+            return json.loads(await ws.recv())["type"]
+
+    assert asyncio.run(attempt("http://good.example")) == "ready"
+    with pytest.raises(InvalidStatus) as refused:
+        asyncio.run(attempt("http://evil.example"))
+    assert refused.value.response.status_code == 403
+
+
+def test_slow_consumer_is_detected_without_blocking_the_caller():
+    class NeverReads:
+        async def send(self, text):
+            await asyncio.sleep(3600)
+
+    async def scenario():
+        sender = EventSender(NeverReads(), send_timeout=0.2, max_backlog=8)
+        sender.send({"type": "final", "n": 0})
+        for i in range(20):  # partials are dropped to make room, finals are not
+            sender.send({"type": "partial", "n": i}, droppable=True)
+        await asyncio.sleep(0.4)
+        with pytest.raises(SlowConsumer):
+            sender.send({"type": "final", "n": 1})
+        await sender.close(timeout=0.1)
+
+    asyncio.run(asyncio.wait_for(scenario(), 5))
+
+
+def test_every_error_code_is_documented():
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[1] / "docs" / "protocol.md").read_text()
+    for code in ErrorCode:
+        assert f"`{code.value}`" in doc, code
