@@ -1,0 +1,114 @@
+"""`steno lm build`: a text corpus -> KenLM model directory the decoder loads (`lm.bin`, `unigrams.txt`).
+
+Every line is normalised with `models.tokenizer.normalize_text`, the one normaliser the tokenizers
+and the decoder share, so the LM's words are exactly the words the decoder spells. The normalised
+text streams into KenLM's `lmplz` (modified Kneser-Ney, interpolated) and `build_binary` turns the
+ARPA into the binary format `kenlm.Model` maps quickly.
+
+Why the KenLM tools and not an estimator of our own: `lmplz` is the reference implementation of
+modified Kneser-Ney (discounts estimated from counts-of-counts per order, interpolation, pruning) and
+streams through disk, so corpora larger than memory work; a Python estimator would be slower, bounded
+by RAM, and one more thing to get subtly wrong. The decoder reads KenLM's binary format anyway, and
+kenlm's PyPI sdist (the source of the Python module) builds both tools with cmake in about a minute
+(`decoders/build_kenlm_tools.sh`, run by `make dev`).
+"""
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from tqdm import tqdm
+
+from decoders.language_model import LM_FILENAME, UNIGRAMS_FILENAME
+from models.tokenizer import normalize_text
+
+log = logging.getLogger(__name__)
+ARPA_FILENAME = "lm.arpa"
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    sentences: int
+    words: int
+    unigrams: int
+    directory: Path
+
+
+def find_tool(name: str) -> str:
+    """A KenLM tool next to this Python (the project's venv) or on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(
+            f"KenLM's {name} not found: run `bash decoders/build_kenlm_tools.sh .venv` (`make dev` does)")
+    return found
+
+
+def build_lm(corpus: Path, directory: Path, order: int = 4, prune: list[int] | None = None,
+             memory: str = "10%", keep_arpa: bool = False, progress: bool = True) -> BuildReport:
+    """Build `directory/lm.bin` and `directory/unigrams.txt` from a text (or .gz) corpus."""
+    if order < 2:
+        raise ValueError(f"order must be >= 2, got {order}")
+    if prune and (len(prune) > order or prune[0] != 0 or prune != sorted(prune)):
+        raise ValueError("--prune takes up to ORDER non-decreasing counts starting with 0, e.g. 0 1 1")
+    lmplz, build_binary = find_tool("lmplz"), find_tool("build_binary")
+    directory.mkdir(parents=True, exist_ok=True)
+    arpa = directory / ARPA_FILENAME
+    command = [lmplz, "-o", str(order), "-S", memory, "--discount_fallback", "--arpa", str(arpa)]
+    if prune:
+        command += ["--prune", *map(str, prune)]
+    counts: Counter[str] = Counter()
+    with tempfile.TemporaryDirectory(dir=directory) as scratch, \
+            open(Path(scratch) / "lmplz.log", "w+") as lmplz_log:
+        lmplz_run = subprocess.Popen([*command, "-T", scratch], stdin=subprocess.PIPE,
+                                     stdout=lmplz_log, stderr=subprocess.STDOUT, text=True)
+        try:
+            sentences = _feed(corpus, lmplz_run.stdin, counts, progress)
+        finally:
+            lmplz_run.stdin.close()
+            code = lmplz_run.wait()
+        if code != 0:
+            lmplz_log.seek(0)
+            raise RuntimeError(f"lmplz failed ({code}):\n{lmplz_log.read()[-3000:]}")
+    if sentences == 0:
+        raise ValueError(f"{corpus} has no words after normalisation")
+    done = subprocess.run([build_binary, str(arpa), str(directory / LM_FILENAME)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"build_binary failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    if not keep_arpa:
+        arpa.unlink()
+    (directory / UNIGRAMS_FILENAME).write_text("".join(f"{w}\n" for w in sorted(counts)),
+                                               encoding="utf-8")
+    report = BuildReport(sentences, sum(counts.values()), len(counts), directory)
+    log.info("built %s: %d sentences, %d words, %d unigrams, order %d",
+             directory, report.sentences, report.words, report.unigrams, order)
+    return report
+
+
+def _feed(corpus: Path, sink: IO[str], counts: Counter[str], progress: bool) -> int:
+    """Normalise `corpus` line by line into `sink`, counting words; returns sentences written."""
+    opener = gzip.open if corpus.suffix == ".gz" else open
+    sentences = 0
+    with opener(corpus, "rb") as raw, tqdm(total=corpus.stat().st_size, unit="B", unit_scale=True,
+                                          desc=f"normalising {corpus.name}", disable=not progress) as bar:
+        for line in raw:
+            bar.update(len(line) if opener is open else 0)
+            text = normalize_text(line.decode("utf-8", errors="replace"))
+            if text:
+                sink.write(text + "\n")
+                counts.update(text.split())
+                sentences += 1
+        bar.update(bar.total - bar.n)
+    return sentences
