@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from decoders.factory import DecoderFactory
+from decoders.beam_search import StreamingBeamSearch
+from decoders.hotwords import HotwordScorer
+from decoders.language_model import KenLMLanguageModel
 from decoders.options import DecoderOptions
+from decoders.vocabulary import Vocabulary
 from models.bundle import load_bundle
 from models.runtime import StreamingEncoder
 from streaming.batcher import BatchOptions, EncoderBatcher
@@ -58,8 +61,10 @@ class Engine:
         self.encoder = StreamingEncoder(self.bundle, options.precision, options.threads)
         cfg = self.bundle.config
         self.sample_rate, self.frame_duration, self.blank_id = cfg.sample_rate, cfg.frame_duration, cfg.blank_id
-        self.decoders = DecoderFactory(self.bundle.tokenizer.tokens, cfg.blank_id, cfg.frame_duration,
-                                       options.decoder, self.bundle.path / "lm" if options.use_lm else None)
+        self.vocabulary = Vocabulary(self.bundle.tokenizer.tokens, cfg.blank_id)
+        self.decoder_options = replace(options.decoder, frame_duration=cfg.frame_duration)
+        lm_dir = self.bundle.path / "lm"
+        self.lm = KenLMLanguageModel.from_dir(lm_dir) if options.use_lm and lm_dir.is_dir() else None
         self.metrics = Metrics()
         self.store = NoteStore(options.db)
         self.batcher = EncoderBatcher(self.encoder, options.batch, self.metrics.on_batch)
@@ -78,8 +83,10 @@ class Engine:
         self._decode_pool.shutdown(wait=True)
         self.store.close()
 
-    def new_decoder(self, hotwords: tuple[str, ...] = ()):
-        return self.decoders.new(hotwords)
+    def new_decoder(self, hotwords: tuple[str, ...] = ()) -> StreamingBeamSearch:
+        """A search per stream; the LM (read-only, used from the decoder thread) is shared."""
+        scorer = HotwordScorer(hotwords, self.decoder_options.hotword_boost) if hotwords else None
+        return StreamingBeamSearch(self.vocabulary, self.decoder_options, self.lm, scorer)
 
     async def run_decoder(self, fn, *args):
         """Decoding is Python-heavy: one thread runs it, off the event loop."""
