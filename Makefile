@@ -27,6 +27,7 @@ $(VENV)/.dev-installed: pyproject.toml install apt-test
 	$(PIP) install -q -e '.[dev]'
 	# pyctcdecode 0.5.0 pins numpy<2 but runs on numpy 2: it is a test-only reference, installed without deps.
 	$(PIP) install -q --no-deps pyctcdecode==0.5.0
+	bash decoders/build_kenlm_tools.sh $(VENV)
 	touch $@
 
 test: dev

@@ -20,34 +20,12 @@ import numpy as np
 
 from decoders.beam_search import StreamingBeamSearch
 from decoders.language_model import LM_FILENAME, UNIGRAMS_FILENAME, KenLMLanguageModel
-from decoders.lm_build import build_lm
 from decoders.options import DecoderOptions
-from decoders.synthetic import confusable_ids, synthesize_log_probs, template_sentences
+from decoders.synthetic import build_template_lm, template_test_set
 from decoders.vocabulary import Vocabulary
 from models.tokenizer import WORD_BOUNDARY, CharTokenizer
 
 CHUNK_FRAMES = 8
-
-
-def make_test_set(count: int, seed: int, confusion: float = 0.06
-                  ) -> tuple[list[str], list[np.ndarray], Vocabulary]:
-    """Sentences from the template grammar (a different seed from the LM corpus) and posteriors."""
-    tokenizer = CharTokenizer()
-    vocabulary = Vocabulary(tokenizer.tokens, tokenizer.blank_id)
-    rng = np.random.default_rng(seed)
-    confusable = confusable_ids(tokenizer.tokens)
-    boundary = frozenset({tokenizer.tokens.index(WORD_BOUNDARY)})
-    sentences = template_sentences(count, seed)
-    log_probs = [synthesize_log_probs(tokenizer.encode(s), len(vocabulary), tokenizer.blank_id, rng,
-                                      confusion, confusable, boundary) for s in sentences]
-    return sentences, log_probs, vocabulary
-
-
-def build_test_lm(directory: Path, sentences: int = 3000, seed: int = 1) -> Path:
-    corpus = directory / "corpus.txt"
-    corpus.write_text("".join(s + "\n" for s in template_sentences(sentences, seed)))
-    build_lm(corpus, directory, order=4, progress=False)
-    return directory
 
 
 def steno_decode(search: StreamingBeamSearch, log_probs: np.ndarray) -> str:
@@ -103,8 +81,10 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("pyctcdecode").setLevel(logging.ERROR)
 
     with tempfile.TemporaryDirectory() as scratch:
-        lm_dir = args.lm or build_test_lm(Path(scratch))
-        sentences, log_probs, vocabulary = make_test_set(args.utterances, args.seed, args.confusion)
+        lm_dir = args.lm or build_template_lm(Path(scratch))
+        tokenizer = CharTokenizer()
+        vocabulary = Vocabulary(tokenizer.tokens, tokenizer.blank_id)
+        sentences, log_probs = template_test_set(tokenizer, args.utterances, args.seed, args.confusion)
         options = DecoderOptions(beam_size=args.beam)
         search = StreamingBeamSearch(vocabulary, options, KenLMLanguageModel.from_dir(lm_dir))
         frames = sum(len(x) for x in log_probs)

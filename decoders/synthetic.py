@@ -9,8 +9,11 @@ Used by tests and `bench/decoder_speed.py`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
+
+from models.tokenizer import WORD_BOUNDARY, Tokenizer
 
 _WORDS = {
     "det": "the a this that every one my your our their".split(),
@@ -111,3 +114,39 @@ def synthesize_log_probs(ids: Sequence[int], vocab_size: int, blank_id: int,
     log_probs = np.log(np.maximum(probs, 1e-12))
     log_probs -= np.logaddexp.reduce(log_probs, axis=1, keepdims=True)
     return log_probs.astype(np.float32)
+
+
+def log_probs_from_frames(frames: Sequence[dict[int, float]], vocab_size: int) -> np.ndarray:
+    """Hand-made posteriors: one {token id: probability} dict per frame, the remaining mass spread
+    evenly over the other tokens. Natural logs, float32, [frames, vocab]."""
+    probs = np.empty((len(frames), vocab_size))
+    for t, frame in enumerate(frames):
+        rest = (1.0 - sum(frame.values())) / (vocab_size - len(frame))
+        probs[t] = max(rest, 1e-9)
+        for token, p in frame.items():
+            probs[t, token] = p
+    log_probs = np.log(probs)
+    log_probs -= np.logaddexp.reduce(log_probs, axis=1, keepdims=True)
+    return log_probs.astype(np.float32)
+
+
+def template_test_set(tokenizer: Tokenizer, count: int, seed: int, confusion: float = 0.06
+                      ) -> tuple[list[str], list[np.ndarray]]:
+    """`count` template sentences and their synthetic posteriors over `tokenizer`'s vocabulary."""
+    rng = np.random.default_rng(seed)
+    confusable = confusable_ids(tokenizer.tokens)
+    boundary = frozenset(i for i, t in enumerate(tokenizer.tokens) if t == WORD_BOUNDARY)
+    sentences = template_sentences(count, seed)
+    log_probs = [synthesize_log_probs(tokenizer.encode(s), len(tokenizer.tokens), tokenizer.blank_id,
+                                      rng, confusion, confusable, boundary) for s in sentences]
+    return sentences, log_probs
+
+
+def build_template_lm(directory: Path, sentences: int = 3000, seed: int = 1, order: int = 4) -> Path:
+    """A KenLM directory (`lm.bin`, `unigrams.txt`) from `sentences` template sentences."""
+    from decoders.lm_build import build_lm
+
+    corpus = directory / "corpus.txt"
+    corpus.write_text("".join(s + "\n" for s in template_sentences(sentences, seed)))
+    build_lm(corpus, directory, order=order, progress=False)
+    return directory
