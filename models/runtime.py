@@ -30,6 +30,9 @@ def session_options(threads: int) -> ort.SessionOptions:
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Worker threads would otherwise spin after every call, burning the cores that the decoder
+    # thread and the other sessions need (measured: bench/latency.py, see bench/RESULTS.md).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return opts
 
 

@@ -106,15 +106,18 @@ class Session:
         if decision == "reset":
             await self.engine.run_decoder(self._reset)
             return []
-        if partial != self.state.last_partial:
-            self.state.last_partial = partial
-            return [self.event("partial", text=partial)]
+        if partial.text != self.state.last_partial:
+            self.state.last_partial = partial.text
+            base = self.state.time_offset + self.state.utterance_start * self.engine.frame_duration
+            return [self.event("partial", text=partial.text,
+                               words=[{"word": w.text, "start": rounded(base + w.start), "end": rounded(base + w.end)}
+                                      for w in partial.words])]
         return []
 
-    def _advance(self, log_probs: np.ndarray) -> tuple[str | None, str]:
-        """In the decoder thread: beam search, then the endpoint rules."""
+    def _advance(self, log_probs: np.ndarray):
+        """In the decoder thread: beam search, then the endpoint rules -> (decision, partial)."""
         self.decoder.advance(log_probs)
-        return self.endpointer.update(log_probs), self.decoder.partial().text
+        return self.endpointer.update(log_probs), self.decoder.partial()
 
     def _reset(self):
         result = self.decoder.finalize()

@@ -6,10 +6,13 @@ server tests can then say "given this audio, the captions read 'hello world'" th
 real pipeline (front-end, encoder, beam search, endpointing) long before a speech model exists.
 
     python tests/make_tone_model.py            # writes tests/data/tone_model/
+    python tests/make_tone_model.py --size default --steps 300 -o artifacts/tone_default
+                                               # the shipped architecture (for bench/latency.py)
 """
 from __future__ import annotations
 
-import sys
+import argparse
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +26,9 @@ SAMPLE_RATE = 16000
 LETTER_S, GAP_S, WORD_GAP_S = 0.12, 0.04, 0.24
 WORDS = ("hello world steno captions meeting notes speech lecture stream batch model final partial "
          "speaker topic summary tone test audio quick brown fox jumps over lazy dog").split()
-CONFIG = ConformerConfig(d_model=64, n_layers=2, n_heads=4, ff_mult=2, conv_kernel=5,
-                         subsampling_channels=16, chunk_frames=4, left_chunks=4, dropout=0.0)
+CONFIGS = {"tiny": ConformerConfig(d_model=64, n_layers=2, n_heads=4, ff_mult=2, conv_kernel=5,
+                                   subsampling_channels=16, chunk_frames=4, left_chunks=4, dropout=0.0),
+           "default": dataclasses.replace(ConformerConfig(), dropout=0.0)}
 OUT = Path(__file__).parent / "data" / "tone_model"
 
 
@@ -62,12 +66,13 @@ def batch(rng: np.random.Generator, tokenizer: CharTokenizer, size: int = 16):
     return padded, lengths, torch.cat(targets), torch.tensor([len(t) for t in targets]), texts
 
 
-def main(steps: int = 600) -> None:
+def main(steps: int, size: str, out: Path) -> None:
     torch.manual_seed(0)
     rng, tokenizer = np.random.default_rng(0), CharTokenizer()
-    model = ConformerCTC(CONFIG)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=2e-3)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=2e-3, total_steps=steps)
+    model = ConformerCTC(CONFIGS[size])
+    lr = 2e-3 if size == "tiny" else 5e-4
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps)
     ctc = torch.nn.CTCLoss(blank=tokenizer.blank_id, zero_infinity=True)
     for step in range(1, steps + 1):
         audio, lengths, targets, target_lengths, texts = batch(rng, tokenizer)
@@ -82,9 +87,14 @@ def main(steps: int = 600) -> None:
             best = log_probs[0, : frame_lengths[0]].argmax(-1).tolist()
             greedy = [t for i, t in enumerate(best) if t != tokenizer.blank_id and (i == 0 or best[i - 1] != t)]
             print(f"step {step} loss {loss.item():.3f} | {texts[0]!r} -> {tokenizer.decode(greedy)!r}", flush=True)
-    export_bundle(model.eval(), tokenizer, OUT, int8=False)
-    print(f"wrote {OUT}")
+    export_bundle(model.eval(), tokenizer, out, int8=size != "tiny")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 600)
+    parser = argparse.ArgumentParser(description="train a tone-speech model")
+    parser.add_argument("--size", choices=sorted(CONFIGS), default="tiny")
+    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("-o", "--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    main(args.steps, args.size, args.out)

@@ -1,0 +1,244 @@
+"""Latency and throughput under load: N concurrent real-time streams against one server.
+
+    python -m bench.latency --model BUNDLE --streams 1,8,16,32 --seconds 30 [--url URL] [--audio WAV]
+
+Without --url it starts `steno serve` as a subprocess (so its CPU and memory are its own). Each
+client sends audio in real time in `--frame-ms` frames and timestamps every send and every event.
+Without --audio, clients send tone speech (tests/make_tone_model.py), which a tone-trained model
+transcribes: words at known times, whatever the model's size.
+
+Per word, measured on the client clock (Riva-style percentiles p50/p90/p95/p99):
+- partial latency: first event (partial or final) showing the word, minus the moment the audio of
+  the word's end had been sent. A chunked model cannot beat its chunk, so the goal is stated
+  beyond the chunk: p95 <= chunk + 300 ms.
+- final latency: the final, minus the moment the endpoint could fire (the audio through the end of
+  the chunk in which the trailing-silence rule is met had been sent).
+Per run: server CPU-RTF (server CPU seconds / audio seconds, per stream), CPU %, RSS growth per
+stream, late frames (a send more than one frame behind its schedule: the client or server could not
+keep up), and the lag from the last audio to the `note` event.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+from websockets.asyncio.client import connect
+
+from models.bundle import load_bundle
+from streaming.audio import read_audio
+from streaming.endpoint import EndpointOptions
+
+PERCENTILES = (50, 90, 95, 99)
+TONE_WORDS = "hello world steno captions meeting notes speech lecture stream batch model final".split()
+
+
+def tone_script(seconds: float, seed: int) -> np.ndarray:
+    """Tone-speech utterances of 1-3 words with 1.5 s pauses, about `seconds` long."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+    from make_tone_model import tone_speech
+
+    rng, parts, total = np.random.default_rng(seed), [], 0
+    while total < seconds * 16000:
+        parts += [tone_speech(" ".join(rng.choice(TONE_WORDS, rng.integers(1, 4)))), np.zeros(24000, np.float32)]
+        total += len(parts[-2]) + len(parts[-1])
+    return np.concatenate(parts)[: int(seconds * 16000)]
+
+
+async def client(url: str, audio: np.ndarray, rate: int, frame_s: float, start_at: float) -> dict:
+    """One real-time stream; returns send times per frame and events with receive times."""
+    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
+    step = int(rate * frame_s)
+    sends, events, late = [], [], 0
+    async with connect(url, max_size=None, compression=None) as ws:
+        await ws.send(json.dumps({"type": "start", "sample_rate": rate}))
+
+        async def receive():
+            async for message in ws:
+                events.append((time.monotonic(), json.loads(message)))
+
+        receiver = asyncio.create_task(receive())
+        await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+        began = time.monotonic()
+        for i, offset in enumerate(range(0, len(pcm), step)):
+            due = began + i * frame_s
+            now = time.monotonic()
+            if now > due + frame_s:
+                late += 1
+            await asyncio.sleep(max(0.0, due - now))
+            await ws.send(pcm[offset:offset + step].tobytes())
+            sends.append(time.monotonic())
+        stopped = time.monotonic()
+        await ws.send(json.dumps({"type": "stop"}))
+        await asyncio.wait_for(receiver, 120)
+    return {"sends": sends, "events": events, "late": late, "frames": len(sends), "stopped": stopped}
+
+
+def send_time(result: dict, t: float, frame_s: float) -> float | None:
+    """Wall time at which the audio up to stream time t had been sent."""
+    index = max(0, math.ceil(t / frame_s) - 1)
+    return result["sends"][index] if index < len(result["sends"]) else None
+
+
+def word_latencies(result: dict, frame_s: float, chunk_s: float, silence_s: float) -> tuple[list, list]:
+    partial, final = [], []
+    shown = [(t, e) for t, e in result["events"] if e["type"] in ("partial", "final")]
+    for t_final, event in shown:
+        if event["type"] != "final":
+            continue
+        for word in event["words"]:
+            first = next(t for t, e in shown if any(w["word"] == word["word"] and abs(w["start"] - word["start"]) < 0.2
+                                                 for w in e.get("words", ())))
+            sent = send_time(result, word["end"], frame_s)
+            if sent is not None:
+                partial.append(first - sent)
+        fires = math.ceil((event["words"][-1]["end"] + silence_s) / chunk_s) * chunk_s if event["words"] else None
+        sent = send_time(result, fires, frame_s) if fires is not None else None
+        if sent is not None:
+            final.append(t_final - sent)
+    return partial, final
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {f"p{p}": float("nan") for p in PERCENTILES}
+    return {f"p{p}": float(np.percentile(values, p)) * 1000 for p in PERCENTILES}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model: str, db: Path, threads: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "streaming.cli", "serve", "--model", model, "--port", str(port),
+                             "--db", str(db), "--threads", str(threads), "--max-sessions", "1000"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return proc, f"ws://127.0.0.1:{port}/v1/listen"
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+async def run_load(url: str, streams: int, audio: list[np.ndarray], rate: int, frame_s: float) -> list[dict]:
+    start_at = time.monotonic() + 1.0
+    # starts staggered over one frame, as independent clients would be
+    return await asyncio.gather(*(client(url, audio[i % len(audio)], rate, frame_s, start_at + frame_s * i / streams)
+                                  for i in range(streams)))
+
+
+def measure(url: str, server: psutil.Process | None, streams: int, audio: list[np.ndarray], rate: int,
+            frame_s: float, chunk_s: float, silence_s: float) -> dict:
+    rss_before = server.memory_info().rss if server else 0
+    cpu_before = sum(server.cpu_times()[:2]) if server else 0.0
+    began = time.monotonic()
+    results = asyncio.run(run_load(url, streams, audio, rate, frame_s))
+    wall = time.monotonic() - began
+    cpu = sum(server.cpu_times()[:2]) - cpu_before if server else float("nan")
+    rss_after = server.memory_info().rss if server else 0
+    partial, final, lags = [], [], []
+    for result in results:
+        p, f = word_latencies(result, frame_s, chunk_s, silence_s)
+        partial += p
+        final += f
+        note = next((t for t, e in result["events"] if e["type"] == "note"), None)
+        lags.append((note - result["stopped"]) if note else float("inf"))
+    audio_s = sum(len(r["sends"]) for r in results) * frame_s
+    late = sum(r["late"] for r in results)
+    frames = sum(r["frames"] for r in results)
+    row = {"streams": streams, "words": len(partial), "partial_ms": percentiles(partial),
+           "final_ms": percentiles(final), "cpu_rtf": cpu / audio_s, "cpu_percent": 100 * cpu / wall,
+           "rss_mb_per_stream": (rss_after - rss_before) / 2 ** 20 / streams, "late_frames": late,
+           "frames": frames, "end_lag_ms_p95": float(np.percentile(lags, 95)) * 1000}
+    row["realtime"] = (late <= 0.01 * frames and row["partial_ms"]["p95"] <= chunk_s * 1000 + 300
+                       and row["end_lag_ms_p95"] < 2000 * chunk_s + 1500)
+    return row
+
+
+def plot(rows: list[dict], chunk_ms: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = [r["streams"] for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for p, style in (("p50", "o-"), ("p95", "s-"), ("p99", "^--")):
+        ax.plot(n, [r["partial_ms"][p] for r in rows], style, label=f"partial {p}")
+    ax.plot(n, [r["final_ms"]["p95"] for r in rows], "d:", label="final p95 (after endpoint)")
+    ax.axhline(chunk_ms + 300, color="red", lw=1, label=f"goal: chunk + 300 ms = {chunk_ms + 300:.0f} ms")
+    ax.set_xlabel("concurrent real-time streams")
+    ax.set_ylabel("latency (ms)")
+    ax.set_title("Steno latency under load")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="bundle the server runs (and whose chunk size is used)")
+    parser.add_argument("--streams", default="1,8,16,32")
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--url", help="target a running server instead of starting one")
+    parser.add_argument("--audio", help="WAV/FLAC to stream (default: tone speech)")
+    parser.add_argument("--frame-ms", type=float, default=100)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("artifacts/latency"))
+    args = parser.parse_args()
+    config = load_bundle(args.model).config
+    chunk_s, frame_s = config.chunk_samples / config.sample_rate, args.frame_ms / 1000
+    if args.audio:
+        samples, rate = read_audio(args.audio)
+        audio = [np.resize(samples, int(args.seconds * rate))]
+    else:
+        rate, audio = 16000, [tone_script(args.seconds, seed) for seed in range(8)]
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = (None, args.url) if args.url else start_server(args.model, Path(tmp) / "notes.sqlite3", args.threads)
+        server = psutil.Process(proc.pid) if proc else None
+        try:
+            rows = []
+            for n in (int(x) for x in args.streams.split(",")):
+                row = measure(url, server, n, audio, rate, frame_s, chunk_s, EndpointOptions().silence_after_speech)
+                rows.append(row)
+                print(f"streams={n:4d} words={row['words']:5d} partial p50/p95/p99="
+                      f"{row['partial_ms']['p50']:.0f}/{row['partial_ms']['p95']:.0f}/{row['partial_ms']['p99']:.0f} ms "
+                      f"final p95={row['final_ms']['p95']:.0f} ms cpu_rtf={row['cpu_rtf']:.4f} "
+                      f"cpu={row['cpu_percent']:.0f}% rss/stream={row['rss_mb_per_stream']:.1f} MB "
+                      f"late={row['late_frames']}/{row['frames']} end_lag_p95={row['end_lag_ms_p95']:.0f} ms "
+                      f"realtime={row['realtime']}", flush=True)
+        finally:
+            if proc:
+                proc.terminate()
+                proc.wait(10)
+    (args.out / "latency.json").write_text(json.dumps({"model": args.model, "chunk_ms": chunk_s * 1000,
+                                                       "frame_ms": args.frame_ms, "seconds": args.seconds,
+                                                       "cpus": os.cpu_count(), "rows": rows}, indent=1))
+    plot(rows, chunk_s * 1000, args.out / "latency.png")
+    ok = [r["streams"] for r in rows if r["realtime"]]
+    single = rows[0]
+    print(f"wrote {args.out}/latency.json and latency.png")
+    print(f"max_streams={max(ok) if ok else 0} p95_partial_ms={single['partial_ms']['p95']:.0f} "
+          f"p95_final_ms={single['final_ms']['p95']:.0f} rtf={single['cpu_rtf']:.4f} chunk_ms={chunk_s * 1000:.0f}")
+
+
+if __name__ == "__main__":
+    main()
