@@ -3,7 +3,8 @@
     python -m bench.encoder_rtf [--model BUNDLE] [--batches 1,8,32] [--threads 2]
 
 Without --model it exports the default-size conformer with random weights (needs torch): speed
-does not depend on the weights. RTF per stream = step time / (batch x chunk duration); a batch
+does not depend on the weights; the torch model's eager streaming step on the same weights is timed
+beside the ONNX runtime, in the same process. RTF per stream = step time / (batch x chunk duration); a batch
 keeps up with real time while step time < chunk duration. Also prints how far int8 drifts from
 fp32 on the same audio (on random weights that says little: the trained model's WER does).
 """
@@ -40,17 +41,33 @@ def int8_drift(fp32: StreamingEncoder, int8: StreamingEncoder, rng) -> dict[str,
             "timevarying_corr": float((ac * bc).sum() / np.sqrt((ac ** 2).sum() * (bc ** 2).sum()))}
 
 
-def random_bundle(directory: str) -> str:
+def random_model():
     import torch
 
     from models.conformer import ConformerCTC, ConformerConfig
-    from models.export import export_bundle
     from models.tokenizer import CharTokenizer
 
     torch.manual_seed(0)
-    model = ConformerCTC(ConformerConfig(vocab_size=len(CharTokenizer().tokens)))
+    model = ConformerCTC(ConformerConfig(vocab_size=len(CharTokenizer().tokens))).eval()
     print(f"random-weight default model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
-    return str(export_bundle(model, CharTokenizer(), directory))
+    return model
+
+
+def time_torch_step(model, batch: int, repeats: int, threads: int, rng) -> float:
+    """The torch model's eager streaming step on the same weights, as a baseline for the runtime."""
+    import torch
+
+    torch.set_num_threads(threads)
+    caches = [torch.zeros(batch, *s.shape, dtype=getattr(torch, s.dtype)) for s in model.cache_specs()]
+    chunk = torch.from_numpy((0.1 * rng.standard_normal((batch, model.cfg.chunk_samples))).astype(np.float32))
+    times = []
+    with torch.inference_mode():
+        model.step(chunk, *caches)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model.step(chunk, *caches)
+            times.append(time.perf_counter() - start)
+    return float(np.median(times))
 
 
 def main() -> None:
@@ -63,7 +80,14 @@ def main() -> None:
     batches = [int(b) for b in args.batches.split(",")]
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
-        bundle = load_bundle(args.model or random_bundle(tmp))
+        model = None
+        if args.model is None:
+            from models.export import export_bundle
+            from models.tokenizer import CharTokenizer
+
+            model = random_model()
+            export_bundle(model, CharTokenizer(), tmp)
+        bundle = load_bundle(args.model or tmp)
         encoders = {p: StreamingEncoder(bundle, p, threads=args.threads) for p in ("fp32", "int8")}
         chunk_s = bundle.config.chunk_samples / bundle.config.sample_rate
         sizes = {p: bundle.encoder_path(p).stat().st_size / 2 ** 20 for p in encoders}
@@ -77,6 +101,13 @@ def main() -> None:
                 results[f"rtf_{precision}_b{batch}"] = step / (batch * chunk_s)
                 print(f"{precision:>9} {batch:>5} {step * 1000:8.1f} {step / (batch * chunk_s):10.4f} "
                       f"{step / chunk_s:9.3f}")
+        if model is not None:  # same weights in torch: the eager step against the ONNX runtime
+            for batch in batches:
+                step = time_torch_step(model, batch, args.repeats, args.threads, rng)
+                results[f"torch_over_onnx_b{batch}"] = step / (results[f"rtf_fp32_b{batch}"] * batch * chunk_s)
+                print(f"{'torch':>9} {batch:>5} {step * 1000:8.1f} {step / (batch * chunk_s):10.4f} "
+                      f"{step / chunk_s:9.3f}   (eager streaming step, {results[f'torch_over_onnx_b{batch}']:.2f}x "
+                      f"the fp32 ONNX time)")
         drift = int8_drift(encoders["fp32"], encoders["int8"], rng)
         print("int8 vs fp32: " + ", ".join(f"{k} {v:.3f}" for k, v in drift.items()))
         speedup = results[f"rtf_fp32_b{batches[0]}"] / results[f"rtf_int8_b{batches[0]}"]
