@@ -15,9 +15,9 @@ frames, counted from the start of the utterance, so any chunking decodes identic
 """
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass, field
 from math import exp, log1p
+from operator import itemgetter
 
 import numpy as np
 
@@ -67,8 +67,9 @@ class StreamingBeamSearch:
         keep[np.arange(len(log_probs)), log_probs.argmax(axis=1)] = True
         keep[:, blank] = False
         rows, tokens = np.nonzero(keep)
-        values = log_probs[rows, tokens].tolist()
-        tokens = tokens.tolist()
+        values = log_probs[rows, tokens]
+        order = np.lexsort((-values, rows))  # per frame, likeliest token first
+        values, tokens = values[order].tolist(), tokens[order].tolist()
         ends = np.cumsum(keep.sum(axis=1)).tolist()
         blanks = log_probs[:, blank].tolist()
         start = 0
@@ -116,40 +117,39 @@ class StreamingBeamSearch:
                             for prefix, pb, pnb in self.state.beams]
 
     def _frame(self, frame: int, blank_lp: float, candidates: list[tuple[int, float]]) -> None:
-        """One frame with non-blank candidates.
+        """One frame with non-blank candidates (likeliest first, so likely children come first).
 
-        Stays (blank, repeated token) are scored first. Together with each new child as it is made,
-        they give a floor every surviving hypothesis will reach (best − beam_prune, and with a full
-        beam the beam_size-th best score so far); a child whose score bound (`gain` over its
-        parent's context) is below the floor is never created. Existing children always receive
-        their path mass, so the result is the same as creating every child and pruning after.
+        Stays (blank, the same token again) are scored first and set a floor every survivor will
+        reach: best − beam_prune (the best rising as children come in) and, with a full beam of
+        stays, the worst stay. A child whose score is below the floor is not added, and is not even
+        created if a bound on its score (`gain` over its parent's context) is below it. Mass into
+        hypotheses already present is always added, so the result is the same as scoring every
+        child and pruning afterwards.
         """
         options = self.options
         repeat = dict(candidates)
-        candidates = sorted(candidates, key=_second, reverse=True)  # likely children first
         acc: dict[Prefix, list[float]] = {}
         totals = []
-        kept: list[float] = []
+        stays: list[float] = []
         for prefix, pb, pnb in self.state.beams:
             total = pb + log1p(exp(pnb - pb)) if pb > pnb else pnb + log1p(exp(pb - pnb))
             totals.append(total)
             lp = repeat.get(prefix.token)
             if lp is None:
                 acc[prefix] = [total + blank_lp, _NEG]
-                kept.append(total + blank_lp + prefix.bonus)
+                stays.append(total + blank_lp + prefix.bonus)
                 continue
             stay = pnb + lp  # the same token again, no blank between: merges
             acc[prefix] = [total + blank_lp, stay]
-            kept.append(_logaddexp(total + blank_lp, stay) + prefix.bonus)
+            stays.append(_logaddexp(total + blank_lp, stay) + prefix.bonus)
             cell = prefix.cell
             if cell is not None and lp > cell[0]:
                 cell[0] = lp
                 cell[1] = frame
-        best = max(kept)
-        kept = heapq.nlargest(options.beam_size, kept)
-        heapq.heapify(kept)
-        full = len(kept) == options.beam_size
-        floor = max(best - options.beam_prune, kept[0]) if full else best - options.beam_prune
+        prune = options.beam_prune
+        # With a full beam of stays, no survivor scores below the worst stay.
+        worst = min(stays) if len(stays) >= options.beam_size else 2 * _NEG
+        floor = max(max(stays) - prune, worst)
 
         extend = self._extender.extend
         gain = self._extender.gain
@@ -172,25 +172,16 @@ class StreamingBeamSearch:
                         continue
                     else:
                         child = extend(prefix, token, frame, lp)
-                        acc[child] = [_NEG, score]
-                        new = score + child.bonus
-                        if new > best:
-                            best = new
-                        if full:
-                            if new > kept[0]:
-                                heapq.heapreplace(kept, new)
-                        else:
-                            heapq.heappush(kept, new)
-                            full = len(kept) == options.beam_size
-                        floor = max(best - options.beam_prune, kept[0]) if full \
-                            else best - options.beam_prune
-                        continue
                 elif child.cell is not None and lp > child.cell[0]:
                     child.cell[0] = lp
                     child.cell[1] = frame
                 entry = acc.get(child)
-                if entry is None:
-                    acc[child] = [_NEG, score]
+                if entry is None:  # only this parent reaches this child: its score is final
+                    new = score + child.bonus
+                    if new >= floor:
+                        acc[child] = [_NEG, score]
+                        if new - prune > floor:
+                            floor = new - prune
                 else:
                     other = entry[1]
                     entry[1] = (other + log1p(exp(score - other)) if other > score
@@ -202,7 +193,7 @@ class StreamingBeamSearch:
         for prefix, (pb, pnb) in acc.items():
             total = pb + log1p(exp(pnb - pb)) if pb > pnb else pnb + log1p(exp(pb - pnb))
             scored.append((total + prefix.bonus, prefix, pb, pnb))
-        scored.sort(key=_first, reverse=True)
+        scored.sort(key=_SCORE, reverse=True)
         floor = scored[0][0] - self.options.beam_prune
         self.state.beams = [(p, pb, pnb) for s, p, pb, pnb in scored[: self.options.beam_size]
                             if s >= floor]
@@ -260,9 +251,4 @@ def _ancestor(link: WordLink | None, depth: int) -> WordLink | None:
     return link
 
 
-def _first(item: tuple) -> float:
-    return item[0]
-
-
-def _second(item: tuple) -> float:
-    return item[1]
+_SCORE = itemgetter(0)
