@@ -31,7 +31,7 @@ from decoders.vocabulary import Vocabulary
 _NEG = -1e30          # log(0) that keeps arithmetic finite
 _FLOOR = -1e4         # input log-probs are clipped here
 _COMMIT_EVERY = 16    # frames between checks for words to commit
-_NORM_TOLERANCE = 0.05  # |logsumexp(row)| above this is not a log-probability row
+_NORM_TOLERANCE = 0.05  # a row's probabilities must sum to 1 within this
 
 Beam = tuple[Prefix, float, float]  # (prefix, ln P(paths ending in blank), ln P(ending in its token))
 
@@ -233,12 +233,16 @@ class StreamingBeamSearch:
             raise ValueError(f"log-probs must be [frames, {len(self.vocabulary)}], got {log_probs.shape}")
         if log_probs.shape[0] == 0:
             raise ValueError("empty chunk: log-probs have no frames")
-        if np.isnan(log_probs).any() or np.isposinf(log_probs).any():
-            raise ValueError("log-probs contain NaN or +inf")
-        norms = np.logaddexp.reduce(log_probs.astype(np.float64), axis=1)
-        if np.abs(norms).max() > _NORM_TOLERANCE:
-            raise ValueError("rows are not natural-log probabilities (log_softmax output expected)")
-        return np.maximum(log_probs, _FLOOR)  # -inf (an underflowed probability) stays finite
+        peak = log_probs.max()
+        if not peak <= _NORM_TOLERANCE:  # also true when the array holds NaN
+            if np.isnan(log_probs).any() or np.isposinf(log_probs).any():
+                raise ValueError("log-probs contain NaN or +inf")
+            raise ValueError("log-probs above 0: not natural-log probabilities (log_softmax output expected)")
+        if np.abs(np.exp(log_probs).sum(axis=1) - 1.0).max() > _NORM_TOLERANCE:
+            raise ValueError("rows do not sum to probability 1 (log_softmax output expected)")
+        if log_probs.min() < _FLOOR:  # -inf (an underflowed probability) stays finite
+            log_probs = np.maximum(log_probs, _FLOOR)
+        return log_probs
 
 
 def _logaddexp(a: float, b: float) -> float:

@@ -99,16 +99,17 @@ def build_lm(corpus: Path, directory: Path, order: int = 4, prune: list[int] | N
 
 def _feed(corpus: Path, sink: IO[str], counts: Counter[str], progress: bool) -> int:
     """Normalise `corpus` line by line into `sink`, counting words; returns sentences written."""
-    opener = gzip.open if corpus.suffix == ".gz" else open
     sentences = 0
-    with opener(corpus, "rb") as raw, tqdm(total=corpus.stat().st_size, unit="B", unit_scale=True,
-                                          desc=f"normalising {corpus.name}", disable=not progress) as bar:
-        for line in raw:
-            bar.update(len(line) if opener is open else 0)
+    with open(corpus, "rb") as raw, tqdm(total=corpus.stat().st_size, unit="B", unit_scale=True,
+                                        desc=f"normalising {corpus.name}", disable=not progress) as bar:
+        lines = gzip.open(raw) if corpus.suffix == ".gz" else raw
+        for number, line in enumerate(lines, 1):
             text = normalize_text(line.decode("utf-8", errors="replace"))
             if text:
                 sink.write(text + "\n")
                 counts.update(text.split())
                 sentences += 1
+            if number % 2000 == 0:
+                bar.update(raw.tell() - bar.n)  # bytes of the (compressed) file read so far
         bar.update(bar.total - bar.n)
     return sentences

@@ -126,3 +126,10 @@ def test_memory_stays_bounded_on_a_long_stream(char_tokenizer, char_vocabulary):
     committed = [w.text for w in search.state.committed]
     assert len(committed) > 300
     assert search.finalize().text.split()[:len(committed)] == committed  # nothing committed is lost
+
+
+def test_an_underflowed_probability_of_zero_is_accepted(char_vocabulary):
+    log_probs = spelled(char_vocabulary, "ok")
+    log_probs[:, -1] = -np.inf  # log_softmax can give -inf for a probability that underflowed
+    log_probs -= np.logaddexp.reduce(log_probs, axis=1, keepdims=True)
+    assert StreamingBeamSearch(char_vocabulary).decode(log_probs).text == "ok"

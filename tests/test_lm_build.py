@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import gzip
 import subprocess
 import time
 from pathlib import Path
@@ -43,6 +44,15 @@ def test_build_writes_a_model_and_a_normalised_unigram_list(corpus, tmp_path, ca
                                "bright", "naive", "cafe", "owners", "opened", "early"])
     assert kenlm.Model(str(out / "lm.bin")).order == 3
     assert "80 sentences" in capsys.readouterr().out
+
+
+def test_gzipped_corpora_give_the_same_model(corpus, tmp_path):
+    packed = tmp_path / "corpus.txt.gz"
+    packed.write_bytes(gzip.compress(corpus.read_bytes()))
+    for source, out in ((corpus, "plain"), (packed, "packed")):
+        steno_lm("lm", "build", str(source), "-o", str(tmp_path / out), "--order", "3")
+    assert (tmp_path / "plain/unigrams.txt").read_text() == (tmp_path / "packed/unigrams.txt").read_text()
+    assert (tmp_path / "plain/lm.bin").read_bytes() == (tmp_path / "packed/lm.bin").read_bytes()
 
 
 def test_the_model_prefers_the_corpus_word_order(corpus, tmp_path):
