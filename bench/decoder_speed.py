@@ -6,6 +6,13 @@ it; pyctcdecode decodes each utterance whole. Prints WERs, timings, and as its l
 `decoder_speedup=<x> parity=<n>/<m>` (parity: utterances where both give the same best text).
 
     python -m bench.decoder_speed [--utterances 200] [--beam 16] [--confusion 0.06] [--lm DIR]
+
+Parity is counted against pyctcdecode with one bug fixed (`fix_empty_word` below); parity with it as
+shipped is printed too. Deliberate differences that remain: Steno keeps one hypothesis per prefix
+with blank/non-blank scores where pyctcdecode keeps two beams (so at equal width Steno's beam holds
+as many or more prefixes); pyctcdecode's `decode()` drops beams that share their last n-1 words,
+Steno instead commits words older than `max_history_words`; hotwords differ (phrases with back-off,
+hotword words exempt from the OOV penalty) but are not used here.
 """
 from __future__ import annotations
 
