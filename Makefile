@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 # System packages the test suite needs (Debian names).
-APT_TEST := cmake libboost-program-options-dev libboost-system-dev libboost-thread-dev \
+APT_TEST := espeak-ng flite cmake libboost-program-options-dev libboost-system-dev libboost-thread-dev \
             libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev mosquitto
 
 .PHONY: install dev serve test apt-test

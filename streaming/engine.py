@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,7 +19,10 @@ from models.runtime import StreamingEncoder
 from streaming.batcher import BatchOptions, EncoderBatcher
 from streaming.endpoint import EndpointOptions
 from streaming.mqtt import MqttOptions, MqttPublisher
+from streaming.speakers import SessionSpeakers, SpeakerOptions
 from streaming.store import NoteStore
+
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EngineOptions:
@@ -31,6 +35,7 @@ class EngineOptions:
     endpoint: EndpointOptions = field(default_factory=EndpointOptions)
     decoder: DecoderOptions = field(default_factory=DecoderOptions)
     mqtt: MqttOptions | None = None
+    speakers: SpeakerOptions = field(default_factory=SpeakerOptions)  # defaults; sessions may override
 
 
 class Metrics:
@@ -48,6 +53,9 @@ class Metrics:
                                        "Decode + persist time of a final segment", registry=r,
                                        buckets=(.001, .005, .01, .02, .05, .1, .2, .5))
         self.errors = Counter("steno_errors", "Error events sent", ["code"], registry=r)
+        self.speaker_seconds = Histogram("steno_speaker_tag_seconds", "Speaker embedding + clustering "
+                                         "of a final segment", registry=r,
+                                         buckets=(.005, .01, .02, .05, .1, .2, .5, 1))
 
     def on_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)
@@ -70,6 +78,37 @@ class Engine:
         self.batcher = EncoderBatcher(self.encoder, options.batch, self.metrics.on_batch)
         self.mqtt = MqttPublisher(options.mqtt) if options.mqtt else None
         self._decode_pool = ThreadPoolExecutor(1, thread_name_prefix="decoder")
+        self.speaker_encoder = self._load_speaker_encoder()
+        self._speaker_pool = ThreadPoolExecutor(1, thread_name_prefix="speakers")
+
+    def _load_speaker_encoder(self):
+        """The speaker model, once per process (None: speakers off, or the model cannot serve)."""
+        if not self.options.speakers.enabled:
+            return None
+        from models.speaker import SAMPLE_RATE, SpeakerEncoder
+        if self.sample_rate != SAMPLE_RATE:
+            log.warning("speaker tagging needs %d Hz audio, the model runs at %d Hz: off", SAMPLE_RATE,
+                        self.sample_rate)
+            return None
+        try:
+            return SpeakerEncoder(threads=1)
+        except Exception as exc:  # a missing or broken model file must not stop transcription
+            log.warning("speaker model unavailable (%s): speaker tagging off", exc)
+            return None
+
+    def new_speakers(self, options, session_id: str, time_offset: float, resumed: bool) -> SessionSpeakers | None:
+        """A session's speaker tagging per its start options (None when off)."""
+        if self.speaker_encoder is None or not options.speakers:
+            return None
+        changes = {k: v for k, v in (("max_speakers", options.max_speakers),
+                                     ("threshold", options.speaker_threshold)) if v is not None}
+        stored = self.store.get_note(session_id).segments if resumed else ()
+        return SessionSpeakers(self.speaker_encoder, replace(self.options.speakers, **changes),
+                               time_offset, stored)
+
+    async def run_speakers(self, fn, *args):
+        """Speaker embedding + clustering: its own thread, so decoding never waits for it."""
+        return await asyncio.get_running_loop().run_in_executor(self._speaker_pool, fn, *args)
 
     async def start(self) -> None:
         await self.batcher.start()
@@ -81,6 +120,7 @@ class Engine:
         if self.mqtt:
             await self.mqtt.close()
         self._decode_pool.shutdown(wait=True)
+        self._speaker_pool.shutdown(wait=True)
         self.store.close()
 
     def new_decoder(self, hotwords: tuple[str, ...] = ()) -> StreamingBeamSearch:

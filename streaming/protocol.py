@@ -15,6 +15,7 @@ ENCODINGS = {"pcm_s16le": 2, "pcm_f32le": 4}  # bytes per sample
 ENCODING_ALIASES = {"s16le": "pcm_s16le", "f32le": "pcm_f32le", "pcm_s16": "pcm_s16le", "float32": "pcm_f32le"}
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 48000
 MAX_HOTWORDS = 200
+MAX_SPEAKERS = 32
 
 
 class ErrorCode(str, Enum):
@@ -46,6 +47,8 @@ class StartOptions:
     session_id: str | None = None
     hotwords: tuple[str, ...] = ()
     speakers: bool = True
+    max_speakers: int | None = None         # None: the server's default (8)
+    speaker_threshold: float | None = None  # cosine distance that opens a new speaker; None: default
     summaries: bool = True
     extra: dict = field(default_factory=dict)  # client fields we keep in the note's metadata
 
@@ -76,7 +79,8 @@ def parse_sample_rate(value) -> int:
 
 def parse_start(message: dict, defaults: StartOptions) -> StartOptions:
     """A `start` message (or URL query parameters) over the defaults."""
-    known = {"type", "sample_rate", "encoding", "session_id", "hotwords", "speakers", "summaries"}
+    known = {"type", "sample_rate", "encoding", "session_id", "hotwords", "speakers", "summaries",
+             "max_speakers", "speaker_threshold"}
     hotwords = message.get("hotwords", defaults.hotwords)
     if isinstance(hotwords, str):
         hotwords = [h for h in hotwords.split(",") if h.strip()]
@@ -92,9 +96,27 @@ def parse_start(message: dict, defaults: StartOptions) -> StartOptions:
         session_id=session_id,
         hotwords=tuple(h.strip() for h in hotwords),
         speakers=_flag(message.get("speakers", defaults.speakers)),
+        max_speakers=_number(message, "max_speakers", defaults.max_speakers, int, 1, MAX_SPEAKERS),
+        speaker_threshold=_number(message, "speaker_threshold", defaults.speaker_threshold, float, 0.01, 1.99),
         summaries=_flag(message.get("summaries", defaults.summaries)),
         extra={k: v for k, v in message.items() if k not in known},
     )
+
+
+def _number(message: dict, key: str, default, kind, low, high):
+    """An optional number field within [low, high] (query strings give text), else bad_message."""
+    value = message.get(key, default)
+    if value is None:
+        return None
+    try:
+        number = kind(value) if not isinstance(value, bool) else None
+        if kind is int and float(value) != number:
+            number = None
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not low <= number <= high:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{key} must be a number from {low} to {high}, got {value!r}")
+    return number
 
 
 def _flag(value) -> bool:

@@ -46,6 +46,7 @@ class Session:
         self.decoder = engine.new_decoder(options.hotwords)
         self.endpointer = Endpointer(engine.options.endpoint, engine.frame_duration, engine.blank_id)
         self.resumed = info.n_segments > 0
+        self.speakers = engine.new_speakers(options, session_id, info.duration, self.resumed)
 
     @property
     def session_id(self) -> str:
@@ -67,6 +68,8 @@ class Session:
     async def feed(self, samples: np.ndarray) -> list[dict]:
         """Samples at the client's rate -> the events they produce (partials, finals)."""
         resampled = self.resampler.process(samples)
+        if self.speakers:
+            self.speakers.append(resampled)
         self.state.samples_in += len(resampled)
         self.state.pending = np.concatenate([self.state.pending, resampled])
         return await self._run_chunks(last=False)
@@ -74,6 +77,8 @@ class Session:
     async def finish(self) -> list[dict]:
         """End of audio: flush, emit the last final, close the note, emit `note`."""
         tail = self.resampler.flush()
+        if self.speakers:
+            self.speakers.append(tail)
         self.state.samples_in += len(tail)
         self.state.pending = np.concatenate([self.state.pending, tail])
         events = await self._run_chunks(last=True)
@@ -139,10 +144,25 @@ class Session:
                           start=words[0].start if words else rounded(base),
                           end=words[-1].end if words else rounded(self.state.time_offset + end_frame * self.engine.frame_duration),
                           words=words)
-        await asyncio.to_thread(self.engine.store.add_segment, self.session_id, segment)
+        stored = asyncio.to_thread(self.engine.store.add_segment, self.session_id, segment)
+        tagging = None
+        if self.speakers:  # embedding in the speaker thread while the store commits the text
+            tag_began = time.perf_counter()
+            _, tagging = await asyncio.gather(stored, self.engine.run_speakers(self.speakers.tag, segment))
+            if tagging:
+                await asyncio.to_thread(self.speakers.persist, self.engine.store, self.session_id,
+                                        segment.index, tagging)
+            self.engine.metrics.speaker_seconds.observe(time.perf_counter() - tag_began)
+        else:
+            await stored
         self.state.segments += 1
         self.engine.metrics.final_seconds.observe(time.perf_counter() - began)
-        return [self.event("final", segment=segment.index, text=segment.text, start=segment.start,
-                           end=segment.end, speaker=None,
-                           words=[{"word": w.word, "start": w.start, "end": w.end, "confidence": w.confidence}
-                                  for w in words])]
+        events = [self.event("speaker_merge", **m) for m in self.speakers.merge_events(tagging)] if tagging else []
+        events.append(self.event("final", segment=segment.index, text=segment.text, start=segment.start,
+                                 end=segment.end, **(self.speakers.final_fields(tagging) if self.speakers
+                                                     else {"speaker": None}),
+                                 words=[{"word": w.word, "start": w.start, "end": w.end, "confidence": w.confidence}
+                                        for w in words]))
+        if tagging:
+            events.append(self.event("speaker_share", **self.speakers.share_fields()))
+        return events
