@@ -124,7 +124,7 @@ def score(encoder, options, audio, turns, rttm, mode: str) -> dict:
     return {"mode": mode, "segments": len(segments), "speakers": len(tracker.clustering.clusters),
             "true_speakers": len({t.speaker for t in turns}), "words_right": right, "words": n_words,
             "der": der(rttm, hyp, 0.0), "der_collar": der(rttm, hyp, 0.25),
-            "merges": sum(1 for _ in ()), "latencies": latencies}
+            "latencies": latencies}
 
 
 def main(argv: list[str] | None = None) -> None:
