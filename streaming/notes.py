@@ -9,7 +9,8 @@ JSON (``application/json``), stable keys, times in seconds rounded to millisecon
      "session": {"id", "title", "created", "updated", "closed", "duration", "n_segments", "meta"},
      "segments": [{"index", "start", "end", "speaker", "text",
                    "words": [{"word", "start", "end", "confidence"}]}],
-     "topics": [{"index", "start_segment", "end_segment", "start", "end", "title", "bullets", ...}]}
+     "topics": [{"index", "start_segment", "end_segment", "start", "end", "title", "bullets", ...}],
+     "speaker_share": [{"speaker", "seconds", "percent"}]}
 
 ``created``/``updated`` are unix times; ``speaker`` and ``title`` are null when unknown.
 
@@ -17,7 +18,7 @@ Captions (SRT, VTT): one or more cues per segment. A long segment is split at wo
 no cue needs more than 2 lines of 42 characters or lasts more than 7 s; lines are balanced.
 The speaker, when known, prefixes every cue (``[Speaker 1] ...`` in SRT, ``<v Speaker 1>`` in VTT).
 
-Markdown: title, date, duration, speakers, the topics (title, time range, bullets) when there are
+Markdown: title, date, duration, speakers with their talk-time share, the topics (title, time range, bullets) when there are
 any, then the transcript in paragraphs -- a new one at each speaker turn, topic start, pause of
 4 s or more, or after a minute -- each opened by its ``[mm:ss]`` time and speaker.
 """
@@ -69,6 +70,18 @@ def _ms(t: float | None) -> float | None:
     return None if t is None else round(float(t), 3)
 
 
+def speaker_share(note: Note) -> list[dict]:
+    """Talk time per speaker from the stored segments (each counted whole under its label, as the
+    live `speaker_share` events count them), most talkative first."""
+    seconds: dict[str, float] = {}
+    for s in note.segments:
+        if s.speaker:
+            seconds[s.speaker] = seconds.get(s.speaker, 0.0) + max(0.0, s.end - s.start)
+    total = sum(seconds.values()) or 1.0
+    return [{"speaker": k, "seconds": round(v, 3), "percent": round(100 * v / total, 1)}
+            for k, v in sorted(seconds.items(), key=lambda kv: -kv[1])]
+
+
 def _json(note: Note) -> str:
     info = note.info
     doc = {
@@ -84,6 +97,7 @@ def _json(note: Note) -> str:
                      for s in note.segments],
         "topics": [{**t, "start": _ms(t.get("start")), "end": _ms(t.get("end"))}
                    for t in note.topics],
+        "speaker_share": speaker_share(note),
     }
     return json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
 
@@ -281,9 +295,10 @@ def _markdown(note: Note) -> str:
     out = [f"# {md_escape(note_title(note))}", "",
            f"- **Date:** {created:%Y-%m-%d %H:%M} (UTC{offset[:3]}:{offset[3:]})",
            f"- **Duration:** {_duration(info.duration)}"]
-    speakers = list(dict.fromkeys(s.speaker for s in note.segments if s.speaker))
-    if speakers:
-        out.append(f"- **Speakers:** {', '.join(md_escape(s) for s in speakers)}")
+    share = speaker_share(note)
+    if share:
+        out.append("- **Speakers:** " + ", ".join(
+            f"{md_escape(s['speaker'])} ({s['percent']:.0f} %, {_duration(s['seconds'])})" for s in share))
     out += [f"- **Session:** `{info.session_id}`", ""]
 
     if note.topics:

@@ -58,7 +58,9 @@ def test_json_has_stable_keys_and_round_trips_words():
     body, ctype = render_note(NOTE, "json")
     assert ctype == "application/json; charset=utf-8"
     doc = json.loads(body)
-    assert list(doc) == ["version", "session", "segments", "topics"]
+    assert list(doc) == ["version", "session", "segments", "topics", "speaker_share"]
+    assert doc["speaker_share"] == [{"speaker": "Speaker 1", "seconds": 13.255, "percent": 86.9},
+                                    {"speaker": "Speaker 2", "seconds": 2.0, "percent": 13.1}]
     assert list(doc["session"]) == ["id", "title", "created", "updated", "closed", "duration",
                                     "n_segments", "meta"]
     assert doc["session"]["id"] == "lec-7" and doc["session"]["title"] == "Physics 101"
@@ -147,7 +149,8 @@ def test_markdown_reads_like_a_note():
     assert lines[0] == "# Physics 101"
     assert re.search(r"^- \*\*Date:\*\* \d{4}-\d\d-\d\d \d\d:\d\d \(UTC[+-]\d\d:\d\d\)$", body, re.M)
     assert "- **Duration:** 1 min 44 s" in lines
-    assert "- **Speakers:** Speaker 1, Speaker 2" in lines
+    # talk time: speaker 1 has 1.655 s + 29 words x 0.4 s = 13.255 s of 15.255 s labelled
+    assert "- **Speakers:** Speaker 1 (87 %, 0 min 13 s), Speaker 2 (13 %, 0 min 02 s)" in lines
     assert body.index("## Topics") < body.index("## Transcript")
     assert "### 1. The second law [01:02–01:38]" in lines
     assert "- entropy grows" in lines
