@@ -20,16 +20,23 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--int8", action="store_true", help="use the bundle's int8 encoder")
     parser.add_argument("--threads", type=int, default=2, help="encoder threads")
     parser.add_argument("--no-lm", action="store_true", help="decode without the bundle's language model")
+    parser.add_argument("--no-speakers", action="store_true", help="no speaker tagging")
+    parser.add_argument("--max-speakers", type=int, default=8, help="default cap per session (clients may set theirs)")
+    parser.add_argument("--speaker-threshold", type=float, default=0.28,
+                        help="cosine distance that opens a new speaker (lower: more speakers)")
 
 
 def engine_options(args: argparse.Namespace, db: Path, mqtt=None):
     from streaming.engine import EngineOptions
+    from streaming.speakers import SpeakerOptions
 
     if not (args.model / "config.json").exists() and args.model == DEFAULT_BUNDLE:
         raise SystemExit(f"error: the embedded default model is not in this checkout ({DEFAULT_BUNDLE}); "
                          "pass --model BUNDLE (`steno export --random -o DIR` makes an untrained one)")
+    speakers = SpeakerOptions(enabled=not args.no_speakers, max_speakers=args.max_speakers,
+                              threshold=args.speaker_threshold)
     return EngineOptions(model=args.model, precision="int8" if args.int8 else "fp32", threads=args.threads,
-                         db=db, use_lm=not args.no_lm, mqtt=mqtt)
+                         db=db, use_lm=not args.no_lm, mqtt=mqtt, speakers=speakers)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
