@@ -5,8 +5,13 @@ PIP := $(VENV)/bin/pip
 # System packages the test suite needs (Debian names).
 APT_TEST := espeak-ng flite cmake libboost-program-options-dev libboost-system-dev libboost-thread-dev \
             libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev mosquitto
+# Text corpora for the default model's training text (`steno corpus build`, models/corpus.py).
+APT_CORPUS := fortunes fortunes-min bible-kjv bible-kjv-text wordnet-base wamerican
+# Speech synthesisers for its training audio (`steno synth`, models/synthesize.py); mbrola voices
+# come from Debian non-free through models/fetch_mbrola.sh (a private apt config).
+APT_SYNTH := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
 
-.PHONY: install dev serve test apt-test
+.PHONY: install dev serve test apt-test corpus-deps synth-deps
 
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -32,3 +37,12 @@ $(VENV)/.dev-installed: pyproject.toml install apt-test
 
 test: dev
 	$(PY) -m pytest -q
+
+corpus-deps:
+	@missing=$$(for p in $(APT_CORPUS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
+
+synth-deps:
+	@missing=$$(for p in $(APT_SYNTH); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
+	bash models/fetch_mbrola.sh

@@ -21,6 +21,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     info.add_argument("bundle", help="bundle directory")
     info.set_defaults(func=run_info)
 
+    from models import pipeline_cli  # corpus, synth, train, eval: the default model's recipe
+
+    pipeline_cli.register(commands)
+
 
 def run_export(args: argparse.Namespace) -> int:
     import torch

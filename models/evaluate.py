@@ -1,0 +1,177 @@
+"""`steno eval MANIFEST.jsonl [--model DIR] [--no-lm] [--int8] [--streaming-check]`: word error rate.
+
+Every item is decoded the way the server decodes a stream: the bundle's ONNX encoder through
+`models.runtime.StreamingEncoder`, chunk by chunk, and `decoders.StreamingBeamSearch` advanced
+chunk by chunk (with the bundle's lm/ unless --no-lm), finalised at the end of the item. References
+and hypotheses are normalised with `models.tokenizer.normalize_text` and scored with jiwer.
+
+Printed: a per-item table, WER per `corpus` / `family` (when the manifest has them), the real-time
+factor (decode seconds / audio seconds), and as the last line `wer=<x> items=<n>`.
+
+`--streaming-check` also decodes each item offline — the whole utterance's posteriors in one search
+call, or with `--checkpoint CKPT` the torch model's full-utterance forward — and reports both WERs.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from decoders.beam_search import StreamingBeamSearch
+from decoders.language_model import KenLMLanguageModel
+from decoders.options import DecoderOptions
+from decoders.vocabulary import Vocabulary
+from models.bundle import load_bundle
+from models.runtime import StreamingEncoder
+from models.tokenizer import normalize_text
+
+GROUP_FIELDS = ("corpus", "family")
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    model: Path
+    use_lm: bool = True
+    precision: str = "fp32"
+    threads: int = 2
+    streaming_check: bool = False
+    checkpoint: Path | None = None
+    limit: int | None = None
+    exclude: tuple[str, ...] = ()
+    decoder: DecoderOptions = field(default_factory=DecoderOptions)
+
+
+@dataclass
+class ItemResult:
+    id: str
+    duration: float
+    seconds: float      # decode time (encoder + search)
+    ref: str
+    hyp: str
+    groups: dict
+    offline_hyp: str | None = None
+
+
+class Evaluator:
+    def __init__(self, options: EvalOptions):
+        self.options = options
+        self.bundle = load_bundle(options.model)
+        self.encoder = StreamingEncoder(self.bundle, options.precision, options.threads)
+        cfg = self.bundle.config
+        self.vocabulary = Vocabulary(self.bundle.tokenizer.tokens, cfg.blank_id)
+        self.decoder_options = replace(options.decoder, frame_duration=cfg.frame_duration)
+        lm_dir = self.bundle.path / "lm"
+        self.lm = KenLMLanguageModel.from_dir(lm_dir) if options.use_lm and lm_dir.is_dir() else None
+        self.torch_model = None
+        if options.streaming_check and options.checkpoint:
+            from models.export import load_checkpoint
+
+            self.torch_model, _ = load_checkpoint(options.checkpoint)
+
+    def search(self) -> StreamingBeamSearch:
+        return StreamingBeamSearch(self.vocabulary, self.decoder_options, self.lm)
+
+    def stream(self, audio: np.ndarray) -> str:
+        """The server's path: encoder step and search advance, one chunk at a time."""
+        enc, search = self.encoder, self.search()
+        tail = -len(audio) % enc.chunk_samples + self.bundle.config.right_context_samples
+        padded = np.pad(audio, (0, tail))
+        stream, real_frames, emitted = enc.new_stream(), enc.frames_for(len(audio)), 0
+        for start in range(0, len(audio), enc.chunk_samples):
+            log_probs = enc.step([stream], padded[None, start:start + enc.input_samples])[0]
+            keep = log_probs[: max(0, real_frames - emitted)]
+            emitted += len(log_probs)
+            if len(keep):
+                search.advance(keep)
+        return search.finalize().text
+
+    def offline(self, audio: np.ndarray) -> str:
+        if self.torch_model is not None:
+            import torch
+
+            with torch.no_grad():
+                log_probs, lengths = self.torch_model(torch.from_numpy(audio)[None])
+            return self.search().decode(log_probs[0, : int(lengths[0])].numpy()).text
+        return self.search().decode(self.encoder.encode(audio)).text
+
+    def load_audio(self, path: Path) -> np.ndarray:
+        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        audio = audio.mean(axis=1)
+        target = self.bundle.config.sample_rate
+        return audio if rate == target else soxr.resample(audio, rate, target).astype(np.float32)
+
+    def run(self, manifest: Path, progress: bool = True) -> list[ItemResult]:
+        from tqdm import tqdm
+
+        items = read_items(manifest, self.options.exclude)[: self.options.limit]
+        results = []
+        for item in tqdm(items, desc="eval", unit="utt", disable=not progress):
+            audio = self.load_audio(item["path"])
+            start = time.perf_counter()
+            hyp = self.stream(audio)
+            seconds = time.perf_counter() - start
+            result = ItemResult(item["id"], len(audio) / self.bundle.config.sample_rate, seconds,
+                                normalize_text(item["text"]), normalize_text(hyp),
+                                {g: item[g] for g in GROUP_FIELDS if g in item})
+            if self.options.streaming_check:
+                result.offline_hyp = normalize_text(self.offline(audio))
+            results.append(result)
+        return results
+
+
+def read_items(manifest: Path, exclude: tuple[str, ...] = ()) -> list[dict]:
+    items = []
+    for n, line in enumerate(manifest.read_text(encoding="utf-8").splitlines()):
+        if not line.strip():
+            continue
+        item = json.loads(line)
+        path = Path(item["audio"])
+        item["path"] = path if path.is_absolute() else manifest.parent / path
+        item.setdefault("id", item.get("utt_id") or path.stem or str(n))
+        if not any(x in str(item["audio"]) for x in exclude):
+            items.append(item)
+    return items
+
+
+def wer(refs: list[str], hyps: list[str]) -> float:
+    import jiwer
+
+    pairs = [(r, h) for r, h in zip(refs, hyps) if r]
+    return float(jiwer.wer([r for r, _ in pairs], [h for _, h in pairs])) if pairs else 0.0
+
+
+def report(results: list[ItemResult], streaming_check: bool = False) -> list[str]:
+    """The printed report; its last line is `wer=<x> items=<n>`."""
+    lines = [f"{'id':<36} {'dur':>6} {'rtf':>6} {'wer':>6}  ref | hyp"]
+    for r in results:
+        item_wer = wer([r.ref], [r.hyp])
+        lines.append(f"{r.id[:36]:<36} {r.duration:6.2f} {r.seconds / max(r.duration, 1e-9):6.3f} "
+                     f"{item_wer:6.3f}  {r.ref[:60]} | {r.hyp[:60]}")
+    for group in GROUP_FIELDS:
+        groups = defaultdict(list)
+        for r in results:
+            if group in r.groups:
+                groups[r.groups[group]].append(r)
+        for name, members in sorted(groups.items()):
+            lines.append(f"{group}={name}: wer={wer([m.ref for m in members], [m.hyp for m in members]):.4f} "
+                         f"items={len(members)}")
+    audio = sum(r.duration for r in results)
+    lines.append(f"rtf={sum(r.seconds for r in results) / max(audio, 1e-9):.4f} audio_seconds={audio:.1f}")
+    total = wer([r.ref for r in results], [r.hyp for r in results])
+    if streaming_check:
+        offline = wer([r.ref for r in results], [r.offline_hyp or "" for r in results])
+        lines.append(f"streaming_wer={total:.4f} offline_wer={offline:.4f} diff={abs(total - offline):.4f} "
+                     f"within_0.5%={abs(total - offline) <= 0.005}")
+    lines.append(f"wer={total:.4f} items={len(results)}")
+    return lines
+
+
+def evaluate(manifest: str | Path, options: EvalOptions, progress: bool = True) -> tuple[float, list[str]]:
+    results = Evaluator(options).run(Path(manifest), progress)
+    return wer([r.ref for r in results], [r.hyp for r in results]), report(results, options.streaming_check)

@@ -1,0 +1,78 @@
+"""`steno eval`: given tone speech and the tone fixture model, the WER is exactly what the
+references say it should be, through the server's decoding path, with and without an LM."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).parent))
+from make_tone_model import tone_speech
+from model_fixtures import small_bundle  # noqa: F401  (fixture)
+
+from models.evaluate import EvalOptions, evaluate
+from streaming.cli import main as steno
+
+TONE_MODEL = Path(__file__).parent / "data" / "tone_model"
+# (spoken, reference): two references disagree with the audio on purpose
+ITEMS = [("hello world", "Hello, world!"), ("meeting notes", "meeting notes"),
+         ("quick brown fox", "quick brown fox"), ("lazy dog", "lazy cat"),
+         ("stream batch final", "stream batch final"), ("speech model", "the speech model")]
+REF_WORDS = 15
+ERRORS = 2  # "cat" substituted, "the" deleted
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("tone_eval")
+    lines = []
+    for i, (spoken, reference) in enumerate(ITEMS):
+        sf.write(directory / f"item{i}.wav", tone_speech(spoken), 16000)
+        lines.append(json.dumps({"id": f"item{i}", "audio": f"item{i}.wav", "text": reference,
+                                 "family": "odd" if i % 2 else "even"}))
+    (directory / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    return directory / "manifest.jsonl"
+
+
+def test_wer_of_the_tone_model(manifest, capsys):
+    assert steno(["eval", str(manifest), "--model", str(TONE_MODEL), "--no-lm"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert re.fullmatch(r"wer=\d+\.\d{4} items=\d+", out[-1])
+    assert out[-1] == f"wer={ERRORS / REF_WORDS:.4f} items={len(ITEMS)}"
+    assert any(line.startswith("item3 ") and "lazy cat | lazy dog" in line for line in out)
+    assert f"family=even: wer={0:.4f} items=3" in out  # items 0, 2, 4: all right
+    assert f"family=odd: wer={2 / 7:.4f} items=3" in out  # items 1, 3, 5: 7 words, 2 errors
+    assert any(line.startswith("rtf=") for line in out)
+
+
+def test_streaming_equals_offline(manifest):
+    wer, lines = evaluate(manifest, EvalOptions(model=TONE_MODEL, streaming_check=True), progress=False)
+    assert wer == pytest.approx(ERRORS / REF_WORDS)
+    assert "diff=0.0000 within_0.5%=True" in lines[-2]
+
+
+def test_with_a_language_model_in_the_bundle(manifest, tmp_path):
+    pytest.importorskip("kenlm")
+    from decoders.lm_build import build_lm, find_tool
+
+    try:
+        find_tool("lmplz")
+    except FileNotFoundError:
+        pytest.skip("KenLM tools not built (make dev)")
+    bundle = tmp_path / "bundle"
+    shutil.copytree(TONE_MODEL, bundle)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("".join(f"{s}\n" for s, _ in ITEMS * 5 + [("hello there", ""), ("the model", "")] * 3))
+    build_lm(corpus, bundle / "lm", order=3, progress=False)
+    wer, _ = evaluate(manifest, EvalOptions(model=bundle), progress=False)
+    assert wer == pytest.approx(ERRORS / REF_WORDS)
+
+
+def test_an_untrained_model_scores_badly(manifest, small_bundle):  # noqa: F811
+    wer, lines = evaluate(manifest, EvalOptions(model=small_bundle, use_lm=False), progress=False)
+    assert wer > 0.9 and lines[-1] == f"wer={wer:.4f} items={len(ITEMS)}"

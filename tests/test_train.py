@@ -1,0 +1,117 @@
+"""Training: a few steps on a tiny manifest lower the loss, and a run cut into pieces (checkpoint,
+resume) ends exactly where an uninterrupted run ends; weights travel as small shards."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from make_tone_model import WORDS, tone_speech
+
+from models.train import TrainConfig, load_weights, main, save_weight_shards
+from models.train_data import make_batches, read_manifest, spec_augment
+
+
+def tone_manifest(directory: Path, n: int, seed: int) -> Path:
+    """Tone-speech items (tests/make_tone_model.py) as a manifest, as `steno synth` writes one."""
+    rng = np.random.default_rng(seed)
+    (directory / "audio").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i in range(n):
+        text = " ".join(rng.choice(WORDS, rng.integers(1, 3)))
+        audio = tone_speech(text, rng)
+        sf.write(directory / "audio" / f"{seed}-{i}.flac", audio, 16000)
+        lines.append(json.dumps({"id": f"{seed}-{i}", "audio": f"audio/{seed}-{i}.flac", "text": text,
+                                 "duration": len(audio) / 16000, "family": "tone"}))
+    manifest = directory / f"manifest-{seed}.jsonl"
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest
+
+
+@pytest.fixture(scope="module")
+def manifests(tmp_path_factory) -> tuple[Path, Path]:
+    directory = tmp_path_factory.mktemp("tone_data")
+    return tone_manifest(directory, 48, seed=1), tone_manifest(directory, 6, seed=2)
+
+
+def config(manifests, out: Path, **overrides) -> TrainConfig:
+    train, valid = manifests
+    return TrainConfig(**{
+        "train_manifest": str(train), "valid_manifest": str(valid), "out_dir": str(out / "run"),
+        "bundle_dir": str(out / "bundle"), "model": "tiny", "max_batch_seconds": 30.0, "workers": 0, "lr": 3e-3,
+        "warmup_steps": 3, "max_steps": 24, "eval_every": 24, "eval_items": 6, "ckpt_every": 1000,
+        "log_every": 4, "export": False, **overrides})
+
+
+def test_a_few_steps_lower_the_loss_and_report_wer(manifests, tmp_path):
+    torch.set_num_threads(1)
+    summary = main(config(manifests, tmp_path))
+    history = json.loads(json.dumps(torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)["history"]))
+    losses = [h["loss"] for h in history if "wer" not in h]
+    assert summary["done"] and summary["step"] == 24
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert any("wer" in h for h in history) and summary["best_wer"] is not None
+
+
+def test_resumed_run_matches_uninterrupted_run(manifests, tmp_path):
+    torch.set_num_threads(1)
+    whole = main(config(manifests, tmp_path / "whole", max_steps=10, eval_every=1000))
+    pieces = config(manifests, tmp_path / "pieces", max_steps=10, eval_every=1000, max_minutes=1e-9)
+    for expected_step in (1, 2, 3):  # each invocation stops after one step, on its time limit
+        assert main(pieces)["step"] == expected_step
+    resumed = main(config(manifests, tmp_path / "pieces", max_steps=10, eval_every=1000))
+    assert resumed["step"] == 10 and resumed["done"]
+    a = torch.load(tmp_path / "whole" / "run" / "ckpt.pt", weights_only=False)
+    b = torch.load(tmp_path / "pieces" / "run" / "ckpt.pt", weights_only=False)
+    assert (a["epoch"], a["batch"]) == (b["epoch"], b["batch"])
+    for name, tensor in a["model"].items():
+        torch.testing.assert_close(b["model"][name], tensor, rtol=1e-4, atol=1e-5, msg=name)
+    assert whole["loss"] == pytest.approx(resumed["loss"], rel=1e-3)
+
+
+def test_weights_travel_as_small_shards(manifests, tmp_path):
+    from models.conformer import ConformerCTC
+    from models.train import MODELS
+
+    model = ConformerCTC(MODELS["tiny"])
+    save_weight_shards(model, tmp_path / "w", step=7, max_bytes=1_000_000)
+    shards = sorted((tmp_path / "w").glob("weights-*.pt"))
+    assert len(shards) >= 2 and all(p.stat().st_size < 1_100_000 for p in shards)
+    state, cfg, step = load_weights(tmp_path / "w")
+    assert step == 7 and cfg["d_model"] == 64
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(state[name], tensor)
+    summary = main(config(manifests, tmp_path, init_from=str(tmp_path / "w"), max_steps=9))
+    assert summary["step"] == 9  # continued from step 7
+
+
+def test_batches_respect_the_padded_budget():
+    rng = np.random.default_rng(0)
+    durations = list(rng.uniform(1, 15, 500))
+    batches = make_batches(durations, 60.0, seed=0, epoch=0)
+    assert sorted(i for b in batches for i in b) == list(range(500))
+    assert all(len(b) == 1 or max(durations[i] for i in b) * len(b) <= 60.0 for b in batches)
+    assert batches == make_batches(durations, 60.0, seed=0, epoch=0)
+    assert batches != make_batches(durations, 60.0, seed=0, epoch=1)
+
+
+def test_spec_augment_masks_only_real_frames():
+    feats = torch.randn(2, 300, 80)
+    lengths = torch.tensor([300, 100])
+    out = spec_augment(feats, lengths, freq_masks=2, freq_width=10, time_masks_per_second=2.0, time_width=20,
+                       generator=torch.Generator().manual_seed(0))
+    changed = out != feats
+    assert changed.any() and changed.float().mean() < 0.5
+    time_only = changed.all(dim=2)  # whole rows masked = time masks
+    assert not time_only[1, 120:].any()  # never past the real length (+ mask width)
+
+
+def test_manifest_paths_resolve_relative_to_the_manifest(manifests):
+    items = read_manifest(manifests[1])
+    assert len(items) == 6 and all(Path(it["audio"]).is_file() for it in items)
