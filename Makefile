@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 # System packages the test suite needs (Debian names).
 APT_TEST := espeak-ng flite cmake libboost-program-options-dev libboost-system-dev libboost-thread-dev \
-            libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev mosquitto
+            libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev mosquitto chromium
 # Text corpora for the default model's training text (`steno corpus build`, models/corpus.py).
 APT_CORPUS := fortunes fortunes-min bible-kjv bible-kjv-text wordnet-base wamerican
 # Speech synthesisers for its training audio (`steno synth`, models/synthesize.py); mbrola voices

@@ -53,6 +53,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--max-sessions", type=int, default=64)
     serve.add_argument("--max-frame-bytes", type=int, default=1 << 20)
     serve.add_argument("--idle-timeout", type=float, default=30.0)
+    serve.add_argument("--certfile", type=Path, help="PEM certificate: serve TLS (wss://, https://), which "
+                       "browsers need for microphones on other machines")
+    serve.add_argument("--keyfile", type=Path, help="PEM private key of --certfile (if not inside it)")
     serve.set_defaults(func=run_serve)
 
     transcribe = commands.add_parser("transcribe", help="transcribe a file in-process (no server)")
@@ -76,11 +79,13 @@ def run_serve(args: argparse.Namespace) -> int:
     from streaming.mqtt import MqttOptions
     from streaming.server import ServerOptions, run_server
 
+    if args.keyfile and not args.certfile:
+        raise SystemExit("error: --keyfile needs --certfile")
     mqtt = MqttOptions.from_address(args.mqtt) if args.mqtt else None
     run_server(ServerOptions(engine=engine_options(args, args.db, mqtt), host=args.host, port=args.port,
                              vosk_port=args.vosk_port, token=args.token, allowed_origins=tuple(args.allow_origin),
                              max_sessions=args.max_sessions, max_frame_bytes=args.max_frame_bytes,
-                             idle_timeout=args.idle_timeout))
+                             idle_timeout=args.idle_timeout, certfile=args.certfile, keyfile=args.keyfile))
     return 0
 
 

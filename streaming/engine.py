@@ -80,6 +80,7 @@ class Engine:
         self._decode_pool = ThreadPoolExecutor(1, thread_name_prefix="decoder")
         self.speaker_encoder = self._load_speaker_encoder()
         self._speaker_pool = ThreadPoolExecutor(1, thread_name_prefix="speakers")
+        self.listeners: list = []  # callables (session_id, event), e.g. the server's watchers
 
     def _load_speaker_encoder(self):
         """The speaker model, once per process (None: speakers off, or the model cannot serve)."""
@@ -137,3 +138,5 @@ class Engine:
             self.metrics.errors.labels(event["code"]).inc()
         if self.mqtt:
             self.mqtt.publish(session_id, event)
+        for listener in self.listeners:
+            listener(session_id, event)

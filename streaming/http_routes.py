@@ -1,10 +1,12 @@
-"""Plain-HTTP routes served beside the WebSocket endpoints: health, metrics, notes, auth checks."""
+"""Plain-HTTP routes served beside the WebSocket endpoints: health, metrics, notes, the browser
+client's pages (clients/web), auth checks."""
 from __future__ import annotations
 
 import hmac
 import json
 import re
 from http import HTTPStatus
+from importlib.resources import files
 from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -14,8 +16,16 @@ from websockets.http11 import Request, Response
 from streaming.engine import Engine
 from streaming.notes import FORMATS, render_note
 
-WEBSOCKET_PATHS = ("/v1/listen", "/vosk")
+WEBSOCKET_PATHS = ("/v1/listen", "/vosk", "/v1/watch")
 NOTE_PATH = re.compile(r"^/v1/notes/(?P<id>[^/]+?)(?:\.(?P<fmt>[a-z]+))?$")
+# The browser client: pages at fixed paths, and flat files under /static/ (a name with no
+# slash and no dot but the one before its suffix, so no path can leave the directory).
+WEB_ROOT = files("clients") / "web"
+WEB_PAGES = {"/": "index.html", "/captions": "captions.html"}
+STATIC_PATH = re.compile(r"^/static/(?P<name>[A-Za-z0-9_-]+\.(?P<ext>html|js|css|svg|png|ico))$")
+CONTENT_TYPES = {"html": "text/html; charset=utf-8", "js": "text/javascript; charset=utf-8",
+                 "css": "text/css; charset=utf-8", "svg": "image/svg+xml", "png": "image/png",
+                 "ico": "image/x-icon"}
 
 
 def response(status: HTTPStatus, body: str | bytes, content_type: str = "text/plain; charset=utf-8") -> Response:
@@ -52,6 +62,8 @@ def handle_http(engine: Engine, request: Request, token: str | None, live_sessio
                               "model": engine.bundle.path.name, "model_family": engine.bundle.config.model_family})
     if path == "/metrics":
         return response(HTTPStatus.OK, generate_latest(engine.metrics.registry), CONTENT_TYPE_LATEST)
+    if not is_websocket and (path in WEB_PAGES or path.startswith("/static/")):
+        return web_file(WEB_PAGES.get(path) or path)   # holds no data: no token (the page passes it on)
     if not authorised(request, token):
         return response(HTTPStatus.UNAUTHORIZED, "missing or wrong token (use ?token=… or Authorization: Bearer …)\n")
     if path in WEBSOCKET_PATHS or (path == "/" and is_websocket):
@@ -71,3 +83,12 @@ def handle_http(engine: Engine, request: Request, token: str | None, live_sessio
         body, content_type = render_note(note, fmt)
         return response(HTTPStatus.OK, body, content_type)
     return response(HTTPStatus.NOT_FOUND, f"no route for {path}\n")
+
+
+def web_file(name_or_path: str) -> Response:
+    """A page or static file of the browser client; 404 for anything else."""
+    match = STATIC_PATH.match(name_or_path if name_or_path.startswith("/") else f"/static/{name_or_path}")
+    resource = WEB_ROOT / match["name"] if match else None
+    if resource is None or not resource.is_file():
+        return response(HTTPStatus.NOT_FOUND, f"no such file: {name_or_path}\n")
+    return response(HTTPStatus.OK, resource.read_bytes(), CONTENT_TYPES[match["ext"]])

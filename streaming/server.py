@@ -3,7 +3,8 @@
 Lifetimes are explicit: the server owns the engine (batcher task, decoder thread, store, MQTT
 task); each connection owns its session and its event-sender task, and whatever way the connection
 ends (stop, eof, disconnect, idle timeout, error) the session is finished, so its last final is
-persisted before the handler returns.
+persisted before the handler returns. `/v1/watch?session=ID` connections (the caption view) get
+copies of a session's events. With a certificate, everything is served over TLS (wss://, https://).
 """
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -41,6 +44,16 @@ class ServerOptions:
     idle_timeout: float = 30.0         # seconds without any message
     send_timeout: float = 10.0         # a client that accepts no event for this long is dropped
     defaults: StartOptions = field(default_factory=StartOptions)
+    certfile: Path | None = None       # PEM certificate (chain): serve TLS (wss://, https://)
+    keyfile: Path | None = None        # its private key (None: in the certfile)
+    max_watchers: int = 256            # /v1/watch connections
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if self.certfile is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.certfile, self.keyfile)
+        return context
 
 
 class SlowConsumer(Exception):
@@ -94,11 +107,52 @@ class EventSender:
             await self.task
 
 
+class Watchers:
+    """Copies of live sessions' events for `/v1/watch?session=ID` connections (partials droppable)."""
+
+    def __init__(self):
+        self.by_session: dict[str, set[EventSender]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.by_session.values())
+
+    def publish(self, session_id: str, event: dict) -> None:
+        for sender in tuple(self.by_session.get(session_id, ())):
+            with contextlib.suppress(SlowConsumer, ConnectionClosed):
+                sender.send(event, droppable=event["type"] == "partial")
+
+    async def serve(self, ws: ServerConnection, session_id: str, live: bool, send_timeout: float) -> None:
+        """Until the watcher leaves (or stops reading): first a `watching` event, then the copies."""
+        sender = EventSender(ws, send_timeout)
+        self.by_session.setdefault(session_id, set()).add(sender)
+        try:
+            sender.send({"type": "watching", "session_id": session_id, "seq": 0, "live": live})
+            reader = asyncio.ensure_future(self._ignore_messages(ws))   # ends when the watcher leaves
+            await asyncio.wait([reader, sender.task], return_when=asyncio.FIRST_COMPLETED)
+            reader.cancel()
+            if sender.failed:
+                await ws.close(1008, "slow consumer")
+        finally:
+            watchers = self.by_session.get(session_id, set())
+            watchers.discard(sender)
+            if not watchers:
+                self.by_session.pop(session_id, None)
+            await sender.close(timeout=0)
+
+    @staticmethod
+    async def _ignore_messages(ws: ServerConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for _ in ws:
+                pass
+
+
 class StenoServer:
     def __init__(self, options: ServerOptions):
         self.options = options
         self.engine = Engine(options.engine)
         self.live: set[Session] = set()
+        self.watchers = Watchers()
+        self.engine.listeners.append(self.watchers.publish)
         self.port: int | None = None  # known once listening (options.port may be 0)
 
     def process_request(self, connection: ServerConnection, request):
@@ -106,6 +160,8 @@ class StenoServer:
 
     async def handler(self, ws: ServerConnection) -> None:
         path = ws.request.path.split("?")[0]
+        if path == "/v1/watch":
+            return await self._watch(ws)
         vosk = path == "/vosk" or (path == "/" and ws.local_address[1] == self.options.vosk_port)
         sender = EventSender(ws, self.options.send_timeout)
         session: Session | None = None
@@ -135,6 +191,20 @@ class StenoServer:
                 self.live.discard(session)
                 self.engine.metrics.sessions.set(len(self.live))
             await sender.close(timeout=2.0)
+
+    async def _watch(self, ws: ServerConnection) -> None:
+        session_id = query(ws.request).get("session", "")
+        problem = ("watch needs ?session=ID" if not session_id else
+                   f"server is at its limit of {self.options.max_watchers} watchers"
+                   if len(self.watchers) >= self.options.max_watchers else None)
+        if problem:
+            code = ErrorCode.BAD_MESSAGE if not session_id else ErrorCode.TOO_MANY_SESSIONS
+            await ws.send(encode_event({"type": "error", "session_id": session_id or None, "seq": 0,
+                                        "code": code.value, "message": problem}))
+            await ws.close(1008, problem)
+            return
+        live = any(s.session_id == session_id for s in self.live)
+        await self.watchers.serve(ws, session_id, live, self.options.send_timeout)
 
     async def _start_options(self, ws: ServerConnection, vosk: bool) -> tuple[StartOptions, object]:
         """Query parameters, then an optional first control message (`start` or Vosk `config`)."""
@@ -222,7 +292,7 @@ class StenoServer:
         await self.engine.start()
         kwargs = dict(process_request=self.process_request, max_size=4 * self.options.max_frame_bytes,
                       origins=[*self.options.allowed_origins, None] if self.options.allowed_origins else None,
-                      compression=None)
+                      compression=None, ssl=self.options.ssl_context())
         try:
             async with contextlib.AsyncExitStack() as stack:
                 server = await stack.enter_async_context(
@@ -231,8 +301,9 @@ class StenoServer:
                     await stack.enter_async_context(
                         serve(self.handler, self.options.host, self.options.vosk_port, **kwargs))
                 self.port = next(iter(server.sockets)).getsockname()[1]
-                log.info("Steno listening on ws://%s:%d/v1/listen (model %s)", self.options.host, self.port,
-                         self.engine.bundle.path)
+                tls = "s" if self.options.certfile else ""
+                log.info("Steno listening on ws%s://%s:%d/v1/listen, page at http%s://%s:%d/ (model %s)", tls,
+                         self.options.host, self.port, tls, self.options.host, self.port, self.engine.bundle.path)
                 if started:
                     started.set()
                 await stop.wait()
