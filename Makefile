@@ -29,7 +29,9 @@ apt-test:
 
 dev: $(VENV)/.dev-installed
 $(VENV)/.dev-installed: pyproject.toml install apt-test
-	$(PIP) install -q -e '.[dev]'
+	# The nemo extra (nemo_toolkit[asr], ~2 min to install) lets tests/test_nemo_import.py prove
+	# `steno import-nemo` against NeMo's own streaming; without it those tests skip, saying so.
+	$(PIP) install -q -e '.[dev,nemo]'
 	# pyctcdecode 0.5.0 pins numpy<2 but runs on numpy 2: it is a test-only reference, installed without deps.
 	$(PIP) install -q --no-deps pyctcdecode==0.5.0
 	bash decoders/build_kenlm_tools.sh $(VENV)

@@ -53,6 +53,14 @@ class BundleConfig:
     audio_input: str = "audio"
     log_probs_output: str = "log_probs"
     format_version: int = FORMAT_VERSION
+    # Audio after the chunk that the graph also reads (e.g. the tail of a centred STFT window): the
+    # audio input is chunk_samples + right_context_samples long, and the next step's chunk starts at
+    # the right context's first sample, so every sample is read once as new audio.
+    right_context_samples: int = 0
+
+    @property
+    def input_samples(self) -> int:
+        return self.chunk_samples + self.right_context_samples
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -87,6 +95,8 @@ class BundleConfig:
         for name in ("chunk_samples", "chunk_frames", "subsampling", "vocab_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
                 fail(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not isinstance(self.right_context_samples, int) or self.right_context_samples < 0:
+            fail(f"right_context_samples must be a non-negative integer, got {self.right_context_samples!r}")
         if not 0 <= self.blank_id < self.vocab_size:
             fail(f"blank_id {self.blank_id} outside the vocabulary of {self.vocab_size}")
         implied = self.chunk_frames * self.frame_duration * self.sample_rate

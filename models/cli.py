@@ -1,4 +1,4 @@
-"""`steno export` and `steno info`: make and inspect model bundles."""
+"""`steno export`, `steno import-nemo` and `steno info`: make and inspect model bundles."""
 from __future__ import annotations
 
 import argparse
@@ -16,6 +16,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--seed", type=int, default=0)
     export.add_argument("--no-int8", action="store_true", help="skip the int8 variant")
     export.set_defaults(func=run_export)
+
+    nemo = commands.add_parser("import-nemo", help="turn a NeMo cache-aware streaming checkpoint into a bundle "
+                               "(needs the `nemo` extra)")
+    nemo.add_argument("checkpoint", help="a .nemo file: CTC or hybrid RNNT/CTC cache-aware FastConformer")
+    nemo.add_argument("-o", "--output", required=True, help="bundle directory to write")
+    nemo.add_argument("--att-context", type=att_context, metavar="LEFT,RIGHT",
+                      help="attention context (look-ahead) of a multi-look-ahead model, e.g. 70,13 "
+                           "(default: the model's first)")
+    nemo.add_argument("--no-int8", action="store_true", help="skip the int8 variant")
+    nemo.set_defaults(func=run_import_nemo)
 
     info = commands.add_parser("info", help="check a model bundle and print its configuration")
     info.add_argument("bundle", help="bundle directory")
@@ -41,6 +51,26 @@ def run_export(args: argparse.Namespace) -> int:
         model, _ = load_checkpoint(args.checkpoint)
     export_bundle(model, tokenizer, args.output, int8=not args.no_int8)
     print(args.output)
+    return 0
+
+
+def att_context(text: str) -> tuple[int, int]:
+    try:
+        left, right = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LEFT,RIGHT (two integers, e.g. 70,13), got {text!r}") from None
+    return left, right
+
+
+def run_import_nemo(args: argparse.Namespace) -> int:
+    from models.nemo_import import NemoImportError, import_nemo
+
+    try:
+        path = import_nemo(args.checkpoint, args.output, args.att_context, int8=not args.no_int8)
+    except NemoImportError as exc:
+        print(f"error: {exc}")
+        return 2
+    print(path)
     return 0
 
 

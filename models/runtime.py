@@ -63,7 +63,7 @@ class StreamingEncoder:
                                   f"{path.name} was exported with {key}={meta[key]}")
         inputs = {i.name: i for i in self.session.get_inputs()}
         outputs = {o.name: o for o in self.session.get_outputs()}
-        expected_in = [(cfg.audio_input, (cfg.chunk_samples,), "float32")]
+        expected_in = [(cfg.audio_input, (cfg.input_samples,), "float32")]
         expected_in += [(c.name, c.shape, c.dtype) for c in cfg.caches]
         expected_out = [(cfg.log_probs_output, (cfg.chunk_frames, cfg.vocab_size), "float32")]
         expected_out += [(c.output, c.shape, c.dtype) for c in cfg.caches]
@@ -85,16 +85,26 @@ class StreamingEncoder:
 
     @property
     def chunk_samples(self) -> int:
+        """New audio per step: a stream advances by this much."""
         return self.config.chunk_samples
+
+    @property
+    def input_samples(self) -> int:
+        """Audio the graph reads per step: the chunk plus its right context (the next chunk's start)."""
+        return self.config.input_samples
 
     def new_stream(self) -> EncoderStream:
         return EncoderStream({c.name: np.full(c.shape, c.init, dtype=c.dtype) for c in self.config.caches})
 
     def step(self, streams: Sequence[EncoderStream], chunks: np.ndarray) -> np.ndarray:
-        """Run one chunk for each stream: chunks [B, chunk_samples] -> log-probs [B, frames, V]."""
+        """Run one chunk for each stream: chunks [B, input_samples] -> log-probs [B, frames, V].
+
+        With a right context, a chunk is chunk_samples of new audio followed by the first
+        right_context_samples of the next chunk (zeros past the end of the stream).
+        """
         chunks = np.asarray(chunks, dtype=np.float32)
-        if chunks.shape != (len(streams), self.chunk_samples):
-            raise ValueError(f"expected chunks of shape ({len(streams)}, {self.chunk_samples}), "
+        if chunks.shape != (len(streams), self.input_samples):
+            raise ValueError(f"expected chunks of shape ({len(streams)}, {self.input_samples}), "
                              f"got {chunks.shape}")
         if not streams:
             return np.zeros((0, self.config.chunk_frames, self.config.vocab_size), np.float32)
@@ -115,9 +125,10 @@ class StreamingEncoder:
     def encode(self, audio: np.ndarray) -> np.ndarray:
         """A whole utterance through the streaming path, chunk by chunk: [T, V] for its real frames."""
         audio = np.asarray(audio, dtype=np.float32)
-        padded = np.pad(audio, (0, -len(audio) % self.chunk_samples))
+        tail = -len(audio) % self.chunk_samples + self.config.right_context_samples
+        padded = np.pad(audio, (0, tail))
         stream, out = self.new_stream(), []
-        for start in range(0, len(padded), self.chunk_samples):
-            out.append(self.step([stream], padded[None, start:start + self.chunk_samples])[0])
+        for start in range(0, len(audio), self.chunk_samples):
+            out.append(self.step([stream], padded[None, start:start + self.input_samples])[0])
         frames = np.concatenate(out) if out else np.zeros((0, self.config.vocab_size), np.float32)
         return frames[: self.frames_for(len(audio))]

@@ -90,11 +90,14 @@ class Session:
         return events
 
     async def _run_chunks(self, last: bool) -> list[dict]:
-        size, events = self.engine.encoder.chunk_samples, []
+        # A step reads `needed` samples (the chunk plus the encoder's right context, if any) and
+        # consumes `size` of them; at the end, zeros complete the last chunk and its right context.
+        size, needed, events = self.engine.encoder.chunk_samples, self.engine.encoder.input_samples, []
         if last and len(self.state.pending):
-            self.state.pending = np.pad(self.state.pending, (0, -len(self.state.pending) % size))
-        while len(self.state.pending) >= size:
-            chunk, self.state.pending = self.state.pending[:size], self.state.pending[size:]
+            pad = -len(self.state.pending) % size + needed - size
+            self.state.pending = np.pad(self.state.pending, (0, pad))
+        while len(self.state.pending) >= needed:
+            chunk, self.state.pending = self.state.pending[:needed], self.state.pending[size:]
             log_probs = await self.engine.batcher.encode(self.stream, chunk)
             real = self.engine.encoder.frames_for(self.state.samples_in) - self.state.frames_done
             log_probs = log_probs[:max(0, real)] if last else log_probs
