@@ -37,6 +37,7 @@ class StreamingShape:
     att_context: tuple[int, int]
     shift_frames: int          # mel frames per chunk (after the first, padded one: all chunks alike)
     pre_encode_frames: int     # mel frames of pre-encode cache in front of each chunk
+    drop_pre_encoded: int      # subsampled frames of that cache dropped after the pre-encoder, every step
     out_frames: int            # encoder frames per chunk
     subsampling: int
     cache_channel: int         # attention cache length (left context, in encoder frames)
@@ -144,15 +145,20 @@ def select_att_context(model, att_context: tuple[int, int] | None) -> tuple[int,
     return chosen
 
 
+def later_chunks(value):
+    """NeMo gives some sizes as [first chunk, later chunks]; padded like the others, the first is a later one."""
+    return value[1] if isinstance(value, (list, tuple)) else value
+
+
 def streaming_shape(model, att_context: tuple[int, int]) -> StreamingShape:
     encoder = model.encoder
     cfg = encoder.streaming_cfg
-    second = lambda v: v[1] if isinstance(v, (list, tuple)) else v  # noqa: E731  (NeMo: [first, later])
-    shift, pre_encode = second(cfg.shift_size), second(cfg.pre_encode_cache_size)
+    shift, pre_encode = later_chunks(cfg.shift_size), later_chunks(cfg.pre_encode_cache_size)
     if shift % encoder.subsampling_factor:
         raise NemoImportError(f"chunks of {shift} mel frames are not a whole number of {encoder.subsampling_factor}x "
                               "subsampled frames")
     return StreamingShape(att_context=att_context, shift_frames=shift, pre_encode_frames=pre_encode,
+                          drop_pre_encoded=cfg.drop_extra_pre_encoded,
                           out_frames=cfg.valid_out_len, subsampling=encoder.subsampling_factor,
                           cache_channel=cfg.last_channel_cache_size, cache_time=encoder.conv_context_size[0],
                           n_layers=len(encoder.layers), d_model=encoder.d_model)
@@ -233,8 +239,10 @@ def export_onnx(step, config: BundleConfig, path: Path, metadata: dict[str, str]
 def import_nemo(checkpoint: str | Path, out_dir: str | Path, att_context: tuple[int, int] | None = None,
                 int8: bool = True) -> Path:
     """Write a bundle for `checkpoint` (a .nemo file) at one look-ahead; returns the bundle path."""
+    from models.bundle import load_bundle
     from models.export import quantize_int8
     from models.nemo_graph import NemoStreamingStep
+    from models.runtime import StreamingEncoder
     from models.tokenizer import SentencePieceTokenizer
 
     model = load_checkpoint(checkpoint)
@@ -254,7 +262,11 @@ def import_nemo(checkpoint: str | Path, out_dir: str | Path, att_context: tuple[
             raise NemoImportError(f"the tokenizer has {len(tokenizer.tokens) - 1} pieces but the CTC head outputs "
                                   f"{vocab_size} classes (pieces + blank expected)")
         metadata = {"nemo_checkpoint": Path(checkpoint).name, "nemo_class": type(model).__name__,
-                    "att_context_size": json.dumps(list(shape.att_context))}
+                    "att_context_size": json.dumps(list(shape.att_context)),
+                    "nemo_streaming": json.dumps({"shift_mel_frames": shape.shift_frames,
+                                                  "pre_encode_cache_mel_frames": shape.pre_encode_frames,
+                                                  "drop_extra_pre_encoded": shape.drop_pre_encoded,
+                                                  "valid_out_len": shape.out_frames})}
         export_onnx(step, config, staged / "encoder.onnx", metadata)
         if int8:
             quantize_int8(staged / "encoder.onnx", staged / "encoder.int8.onnx")
@@ -263,6 +275,7 @@ def import_nemo(checkpoint: str | Path, out_dir: str | Path, att_context: tuple[
         for name in ("encoder.onnx", "encoder.int8.onnx", "tokens.txt", "tokenizer.model", "config.json"):
             if (staged / name).exists():
                 shutil.copyfile(staged / name, out / name)
+    StreamingEncoder(load_bundle(out), threads=1)  # the runtime accepts it: files, config and graph agree
     log.info("wrote bundle %s from %s (att_context %s, %d ms chunks)", out, checkpoint, list(shape.att_context),
              1000 * config.chunk_samples // config.sample_rate)
     return out
