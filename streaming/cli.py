@@ -24,19 +24,34 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-speakers", type=int, default=8, help="default cap per session (clients may set theirs)")
     parser.add_argument("--speaker-threshold", type=float, default=0.28,
                         help="cosine distance that opens a new speaker (lower: more speakers)")
+    parser.add_argument("--summaries", choices=("local", "openai", "none"), default=os.environ.get("STENO_SUMMARIES", "local"),
+                        help="topic summaries: the packaged local LLM, an OpenAI-compatible server, or none "
+                             "(extractive bullets only) (default: $STENO_SUMMARIES or local)")
+    parser.add_argument("--llm-url", default=os.environ.get("STENO_LLM_URL"),
+                        help="OpenAI-compatible API base, e.g. http://127.0.0.1:8080/v1 (default: $STENO_LLM_URL)")
+    parser.add_argument("--llm-model", default=os.environ.get("STENO_LLM_MODEL", "default"),
+                        help="model name sent to --llm-url (default: $STENO_LLM_MODEL)")
+    parser.add_argument("--llm-key", default=os.environ.get("STENO_LLM_KEY"),
+                        help="API key for --llm-url (default: $STENO_LLM_KEY)")
+    parser.add_argument("--llm-timeout", type=float, default=60.0, help="seconds per summary request")
 
 
 def engine_options(args: argparse.Namespace, db: Path, mqtt=None):
     from streaming.engine import EngineOptions
     from streaming.speakers import SpeakerOptions
+    from streaming.summaries import SummaryOptions
 
     if not (args.model / "config.json").exists() and args.model == DEFAULT_BUNDLE:
         raise SystemExit(f"error: the embedded default model is not in this checkout ({DEFAULT_BUNDLE}); "
                          "pass --model BUNDLE (`steno export --random -o DIR` makes an untrained one)")
     speakers = SpeakerOptions(enabled=not args.no_speakers, max_speakers=args.max_speakers,
                               threshold=args.speaker_threshold)
+    if args.summaries == "openai" and not args.llm_url:
+        raise SystemExit("error: --summaries openai needs --llm-url (or $STENO_LLM_URL)")
+    summaries = SummaryOptions(backend=args.summaries, url=args.llm_url, model=args.llm_model, key=args.llm_key,
+                               timeout=args.llm_timeout)
     return EngineOptions(model=args.model, precision="int8" if args.int8 else "fp32", threads=args.threads,
-                         db=db, use_lm=not args.no_lm, mqtt=mqtt, speakers=speakers)
+                         db=db, use_lm=not args.no_lm, mqtt=mqtt, speakers=speakers, summaries=summaries)
 
 
 def register(commands: argparse._SubParsersAction) -> None:

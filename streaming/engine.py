@@ -21,6 +21,8 @@ from streaming.endpoint import EndpointOptions
 from streaming.mqtt import MqttOptions, MqttPublisher
 from streaming.speakers import SessionSpeakers, SpeakerOptions
 from streaming.store import NoteStore
+from streaming.summaries import SessionTopics, SummaryOptions, TopicService
+from streaming.topics import TopicOptions
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ class EngineOptions:
     decoder: DecoderOptions = field(default_factory=DecoderOptions)
     mqtt: MqttOptions | None = None
     speakers: SpeakerOptions = field(default_factory=SpeakerOptions)  # defaults; sessions may override
+    topics: TopicOptions = field(default_factory=TopicOptions)
+    summaries: SummaryOptions = field(default_factory=SummaryOptions)
 
 
 class Metrics:
@@ -80,6 +84,7 @@ class Engine:
         self._decode_pool = ThreadPoolExecutor(1, thread_name_prefix="decoder")
         self.speaker_encoder = self._load_speaker_encoder()
         self._speaker_pool = ThreadPoolExecutor(1, thread_name_prefix="speakers")
+        self.topics = TopicService(options.summaries, options.topics)  # embedder and LLM load lazily
         self.listeners: list = []  # callables (session_id, event), e.g. the server's watchers
 
     def _load_speaker_encoder(self):
@@ -107,6 +112,13 @@ class Engine:
         return SessionSpeakers(self.speaker_encoder, replace(self.options.speakers, **changes),
                                time_offset, stored)
 
+    def new_topics(self, options, session_id: str, resumed: bool) -> SessionTopics | None:
+        """A session's topic pipeline (None when the client asked for no summaries)."""
+        if not options.summaries:
+            return None
+        first = len(self.store.get_note(session_id).topics) if resumed else 0
+        return SessionTopics(self.topics, self.store, session_id, first)
+
     async def run_speakers(self, fn, *args):
         """Speaker embedding + clustering: its own thread, so decoding never waits for it."""
         return await asyncio.get_running_loop().run_in_executor(self._speaker_pool, fn, *args)
@@ -122,6 +134,7 @@ class Engine:
             await self.mqtt.close()
         self._decode_pool.shutdown(wait=True)
         self._speaker_pool.shutdown(wait=True)
+        self.topics.close()
         self.store.close()
 
     def new_decoder(self, hotwords: tuple[str, ...] = ()) -> StreamingBeamSearch:

@@ -47,6 +47,7 @@ class Session:
         self.endpointer = Endpointer(engine.options.endpoint, engine.frame_duration, engine.blank_id)
         self.resumed = info.n_segments > 0
         self.speakers = engine.new_speakers(options, session_id, info.duration, self.resumed)
+        self.topics = engine.new_topics(options, session_id, self.resumed)
 
     @property
     def session_id(self) -> str:
@@ -72,7 +73,11 @@ class Session:
             self.speakers.append(resampled)
         self.state.samples_in += len(resampled)
         self.state.pending = np.concatenate([self.state.pending, resampled])
-        return await self._run_chunks(last=False)
+        return await self._run_chunks(last=False) + self._topic_events()
+
+    def _topic_events(self) -> list[dict]:
+        """`topic` events whose summary is ready (streaming/summaries.py works in the background)."""
+        return [self.event("topic", **topic) for topic in self.topics.drain()] if self.topics else []
 
     async def finish(self) -> list[dict]:
         """End of audio: flush, emit the last final, close the note, emit `note`."""
@@ -83,6 +88,8 @@ class Session:
         self.state.pending = np.concatenate([self.state.pending, tail])
         events = await self._run_chunks(last=True)
         events += await self._final()
+        if self.topics:  # the last topic closes; its summary is awaited up to a timeout
+            events += [self.event("topic", **topic) for topic in await self.topics.finish()]
         await asyncio.to_thread(self.engine.store.close_session, self.session_id)
         duration = self.state.time_offset + self.state.samples_in / self.engine.sample_rate
         events.append(self.event("note", segments=self.state.segments, duration=rounded(duration),
@@ -159,6 +166,8 @@ class Session:
         else:
             await stored
         self.state.segments += 1
+        if self.topics:
+            self.topics.add(segment)
         self.engine.metrics.final_seconds.observe(time.perf_counter() - began)
         events = [self.event("speaker_merge", **m) for m in self.speakers.merge_events(tagging)] if tagging else []
         events.append(self.event("final", segment=segment.index, text=segment.text, start=segment.start,

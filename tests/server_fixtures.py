@@ -15,6 +15,7 @@ from websockets.asyncio.client import connect
 from make_tone_model import SAMPLE_RATE, tone_speech
 from streaming.engine import EngineOptions
 from streaming.server import ServerOptions, StenoServer
+from streaming.summaries import SummaryOptions
 
 TONE_MODEL = Path(__file__).parent / "data" / "tone_model"
 PAUSE = np.zeros(int(1.6 * SAMPLE_RATE), np.float32)  # longer than the 1.0 s endpoint rule
@@ -62,7 +63,8 @@ class RunningServer:
 
 
 def server_options(tmp_path: Path, **changes) -> ServerOptions:
-    engine = EngineOptions(model=TONE_MODEL, db=tmp_path / "notes.sqlite3", threads=1)
+    engine = EngineOptions(model=TONE_MODEL, db=tmp_path / "notes.sqlite3", threads=1,
+                           summaries=SummaryOptions(backend="none"))  # extractive: no LLM in server tests
     engine = dataclasses.replace(engine, **changes.pop("engine", {}))
     return ServerOptions(engine=engine, host="127.0.0.1", port=0, **changes)
 
