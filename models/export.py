@@ -90,19 +90,43 @@ def export_onnx(model: ConformerCTC, path: Path, config: BundleConfig, batch: in
 def quantize_int8(src: Path, dst: Path) -> None:
     """Dynamic int8 quantisation of the matmuls (weights int8, activations quantised on the fly).
 
-    Convolutions stay fp32: the subsampling convs are a small share of the compute and
-    onnxruntime's ConvInteger path is slower than its fp32 conv on CPU.
+    The front-end's matmuls (everything upstream of the log of the mel energies) stay fp32: a
+    power spectrum spans ~10 decades, and one int8 scale per tensor zeroes the quiet bins, whose
+    log then swings to the floor (measured on a trained model: KL 1.72 nats/frame and 57 % argmax
+    agreement with them quantised, 0.0003 and >99 % without). Convolutions stay fp32 too: the
+    subsampling convs are a small share of the compute and onnxruntime's ConvInteger path is
+    slower than its fp32 conv on CPU.
     """
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    graph = onnx.load(str(src), load_external_data=False).graph
     # The quantizer logs a line per tensor, and advises quant_pre_process: measured on this graph,
     # pre-processing (and per-channel scales) changed neither speed nor error, so it is skipped.
     logging.disable(logging.WARNING)
     try:
         quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul", "Gemm"])
+                         op_types_to_quantize=["MatMul", "Gemm"],
+                         nodes_to_exclude=_front_end_matmuls(graph))
     finally:
         logging.disable(logging.NOTSET)
+
+
+def _front_end_matmuls(graph) -> list[str]:
+    """Names of the MatMul/Gemm nodes that feed the first Log (the feature extractor)."""
+    producer = {out: node for node in graph.node for out in node.output}
+    logs = [node for node in graph.node if node.op_type == "Log"]
+    if not logs:
+        return []
+    seen: set[str] = set()
+    stack = list(logs[0].input)
+    while stack:
+        node = producer.get(stack.pop())
+        if node is None or node.name in seen:
+            continue
+        seen.add(node.name)
+        stack.extend(node.input)
+    return [node.name for node in graph.node if node.name in seen and node.op_type in ("MatMul", "Gemm")]
 
 
 def export_bundle(model: ConformerCTC, tokenizer: Tokenizer, out_dir: str | Path,
