@@ -1,6 +1,7 @@
 """Latency and throughput under load: N concurrent real-time streams against one server.
 
-    python -m bench.latency --model BUNDLE --streams 1,8,16,32 --seconds 30 [--url URL] [--audio WAV]
+    python -m bench.latency --model BUNDLE --streams 1,8,16,32 --seconds 30 [--url URL] [--audio WAV] \
+        [--serve-args "--int8 --no-speakers --summaries none"]
 
 Without --url it starts `steno serve` as a subprocess (so its CPU and memory are its own). Each
 client sends audio in real time in `--frame-ms` frames and timestamps every send and every event.
@@ -15,7 +16,10 @@ Per word, measured on the client clock (Riva-style percentiles p50/p90/p95/p99):
   the chunk in which the trailing-silence rule is met had been sent).
 Per run: server CPU-RTF (server CPU seconds / audio seconds, per stream), CPU %, RSS growth per
 stream, late frames (a send more than one frame behind its schedule: the client or server could not
-keep up), and the lag from the last audio to the `note` event.
+keep up), and the lag from the last audio to the `note` event (which waits for the last topic's
+summary, up to the LLM timeout). Before the first measured row, one short warm-up stream loads what
+the server loads on first use (speaker and text-embedding models, the LLM), so the rows are steady
+state; `--serve-args` passes options to `steno serve` (e.g. captions only, or the int8 encoder).
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ import asyncio
 import json
 import math
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -121,10 +126,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: str, db: Path, threads: int) -> tuple[subprocess.Popen, str]:
+def start_server(model: str, db: Path, threads: int, extra: list[str]) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "streaming.cli", "serve", "--model", model, "--port", str(port),
-                             "--db", str(db), "--threads", str(threads), "--max-sessions", "1000"],
+                             "--db", str(db), "--threads", str(threads), "--max-sessions", "1000", *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -171,7 +176,7 @@ def measure(url: str, server: psutil.Process | None, streams: int, audio: list[n
     return row
 
 
-def plot(rows: list[dict], chunk_ms: float, path: Path) -> None:
+def plot(rows: list[dict], chunk_ms: float, path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -185,7 +190,7 @@ def plot(rows: list[dict], chunk_ms: float, path: Path) -> None:
     ax.axhline(chunk_ms + 300, color="red", lw=1, label=f"goal: chunk + 300 ms = {chunk_ms + 300:.0f} ms")
     ax.set_xlabel("concurrent real-time streams")
     ax.set_ylabel("latency (ms)")
-    ax.set_title("Steno latency under load")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -201,6 +206,7 @@ def main() -> None:
     parser.add_argument("--audio", help="WAV/FLAC to stream (default: tone speech)")
     parser.add_argument("--frame-ms", type=float, default=100)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--serve-args", default="", help="options for the started `steno serve`, one string")
     parser.add_argument("--out", type=Path, default=Path("artifacts/latency"))
     args = parser.parse_args()
     config = load_bundle(args.model).config
@@ -212,9 +218,11 @@ def main() -> None:
         rate, audio = 16000, [tone_script(args.seconds, seed) for seed in range(8)]
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = (None, args.url) if args.url else start_server(args.model, Path(tmp) / "notes.sqlite3", args.threads)
+        proc, url = (None, args.url) if args.url else start_server(args.model, Path(tmp) / "notes.sqlite3", args.threads,
+                                                                   shlex.split(args.serve_args))
         server = psutil.Process(proc.pid) if proc else None
         try:
+            asyncio.run(run_load(url, 1, [audio[0][: 4 * rate]], rate, frame_s))  # warm-up, not measured
             rows = []
             for n in (int(x) for x in args.streams.split(",")):
                 row = measure(url, server, n, audio, rate, frame_s, chunk_s, EndpointOptions().silence_after_speech)
@@ -229,10 +237,12 @@ def main() -> None:
             if proc:
                 proc.terminate()
                 proc.wait(10)
-    (args.out / "latency.json").write_text(json.dumps({"model": args.model, "chunk_ms": chunk_s * 1000,
+    (args.out / "latency.json").write_text(json.dumps({"model": args.model, "serve_args": args.serve_args,
+                                                       "chunk_ms": chunk_s * 1000,
                                                        "frame_ms": args.frame_ms, "seconds": args.seconds,
                                                        "cpus": os.cpu_count(), "rows": rows}, indent=1))
-    plot(rows, chunk_s * 1000, args.out / "latency.png")
+    plot(rows, chunk_s * 1000, args.out / "latency.png",
+         f"Steno latency under load ({Path(args.model).name} {args.serve_args})".replace(" )", ")"))
     ok = [r["streams"] for r in rows if r["realtime"]]
     single = rows[0]
     print(f"wrote {args.out}/latency.json and latency.png")
