@@ -35,6 +35,8 @@ class Endpointer:
     def __init__(self, options: EndpointOptions, frame_duration: float, blank_id: int):
         self.options, self.frame_duration, self.blank_id = options, frame_duration, blank_id
         self.state = EndpointState()
+        self.rule = "end_of_audio"  # the rule that made the last "final": silence | max_length
+
 
     def update(self, log_probs: np.ndarray) -> str | None:
         """Account for new frames; returns "final", "reset" or None."""
@@ -45,12 +47,15 @@ class Endpointer:
         s.trailing_silence = n - 1 - speech[-1] if len(speech) else s.trailing_silence + n
         silence = s.trailing_silence * self.frame_duration
         if s.speech_frames and silence >= self.options.silence_after_speech:
+            self.rule = "silence"
             return "final"
         if not s.speech_frames and silence >= self.options.silence_without_speech:
             return "reset"
         if s.frames * self.frame_duration >= self.options.max_utterance:
+            self.rule = "max_length"
             return "final" if s.speech_frames else "reset"
         return None
 
     def reset(self) -> None:
         self.state = EndpointState()
+        self.rule = "end_of_audio"

@@ -259,16 +259,22 @@ class StenoServer:
         return await session.feed(samples)
 
     async def _finish(self, session: Session, sender: EventSender, vosk: bool) -> None:
+        """The last final goes out as soon as it is decoded; then the note closes (topic, `note`)."""
         try:
-            events = await session.finish()
+            last = await session.flush()
+            self._send_quietly(sender, vosk_reply(last, session.state.last_partial, final=True) if vosk else last)
+            closing = await session.close()
+            if not vosk:  # Vosk's protocol ends with the final result
+                self._send_quietly(sender, closing)
         except Exception:
             log.exception("finishing session %s failed", session.session_id)
-            return
+
+    @staticmethod
+    def _send_quietly(sender: EventSender, events: dict | list[dict]) -> None:
+        """Best effort at the end of a session: a client that left or stopped reading misses them."""
         with contextlib.suppress(SlowConsumer, ConnectionClosed):
-            if vosk:
-                sender.send(vosk_reply(events, session.state.last_partial, final=True))
-            else:
-                self._send_events(sender, session, events, vosk=False)
+            for event in events if isinstance(events, list) else [events]:
+                sender.send(event, droppable=event.get("type") == "partial")
 
     def _send_events(self, sender: EventSender, session: Session, events: list[dict], vosk: bool) -> None:
         """Vosk clients expect exactly one reply per audio message; ours get every event."""

@@ -79,16 +79,22 @@ class Session:
         """`topic` events whose summary is ready (streaming/summaries.py works in the background)."""
         return [self.event("topic", **topic) for topic in self.topics.drain()] if self.topics else []
 
-    async def finish(self) -> list[dict]:
-        """End of audio: flush, emit the last final, close the note, emit `note`."""
+    async def flush(self) -> list[dict]:
+        """End of audio: decode what is held and emit the last final. Sent before `close()` runs,
+        so the last caption never waits for the last topic's summary."""
         tail = self.resampler.flush()
         if self.speakers:
             self.speakers.append(tail)
         self.state.samples_in += len(tail)
         self.state.pending = np.concatenate([self.state.pending, tail])
         events = await self._run_chunks(last=True)
-        events += await self._final()
-        if self.topics:  # the last topic closes; its summary is awaited up to a timeout
+        return events + await self._final()
+
+    async def close(self) -> list[dict]:
+        """After `flush()`: close the last topic (its summary awaited up to the LLM timeout) and the
+        note, emit `topic` and `note`."""
+        events = []
+        if self.topics:
             events += [self.event("topic", **topic) for topic in await self.topics.finish()]
         await asyncio.to_thread(self.engine.store.close_session, self.session_id)
         duration = self.state.time_offset + self.state.samples_in / self.engine.sample_rate
@@ -143,6 +149,8 @@ class Session:
 
     async def _final(self) -> list[dict]:
         began, start_frame = time.perf_counter(), self.state.utterance_start
+        endpoint = {"rule": self.endpointer.rule,
+                    "at": rounded(self.state.time_offset + self.state.frames_done * self.engine.frame_duration)}
         result = await self.engine.run_decoder(self._reset)
         if not result.text:
             return []
@@ -171,7 +179,8 @@ class Session:
         self.engine.metrics.final_seconds.observe(time.perf_counter() - began)
         events = [self.event("speaker_merge", **m) for m in self.speakers.merge_events(tagging)] if tagging else []
         events.append(self.event("final", segment=segment.index, text=segment.text, start=segment.start,
-                                 end=segment.end, **(self.speakers.final_fields(tagging) if self.speakers
+                                 end=segment.end, endpoint=endpoint,
+                                 **(self.speakers.final_fields(tagging) if self.speakers
                                                      else {"speaker": None}),
                                  words=[{"word": w.word, "start": w.start, "end": w.end, "confidence": w.confidence}
                                         for w in words]))

@@ -23,6 +23,7 @@ async def transcribe_file(options: EngineOptions, path: str | Path, hotwords: tu
         events, step = [session.ready_event()], max(1, int(rate * FEED_SECONDS))
         for begin in range(0, len(samples), step):
             events += await session.feed(samples[begin:begin + step])
-        return events + await session.finish()
+        events += await session.flush()
+        return events + await session.close()
     finally:
         await engine.close()

@@ -213,3 +213,37 @@ def test_local_llm_summary_of_a_real_spoken_example():
     for b in summary.bullets:
         print(f"  - {b}")
     check_form(summary, text)
+
+
+def test_last_final_is_not_held_back_by_the_last_summary(server_factory, fake_llm):
+    """At stop the last final goes out at once; the note then waits for the slow LLM's summary. Each
+    final says which endpoint rule ended it, and when."""
+    import json
+
+    from websockets.asyncio.client import connect
+
+    from server_fixtures import s16le
+    from test_topics import ANIMALS
+    llm = fake_llm("Title: Dogs and cats\n- The dog chased the cat.\n- The puppy barks at birds.", delay=2.0)
+    server = server_factory(engine={"summaries": SummaryOptions(backend="openai", url=llm.url, model="m", timeout=5)})
+
+    async def session() -> list[tuple[float, dict]]:
+        received = []
+        async with connect(server.url(), max_size=None) as ws:
+            audio = utterances(*ANIMALS)[:-16000]  # ends in speech: the stop forces the last final
+            for i in range(0, len(audio), 1600):
+                await ws.send(s16le(audio[i:i + 1600]))
+            await ws.send(json.dumps({"type": "stop"}))
+            async for message in ws:
+                received.append((time.monotonic(), json.loads(message)))
+        return received
+
+    received = asyncio.run(session())
+    last_final = max(t for t, e in received if e["type"] == "final")
+    note = next(t for t, e in received if e["type"] == "note")
+    assert any(e["type"] == "topic" and e["summary"] == "openai:m" for _, e in received)
+    assert note - last_final >= 1.5, "the last final waited for the summary"
+    rules = [e["endpoint"]["rule"] for _, e in received if e["type"] == "final"]
+    assert rules == ["silence"] * (len(rules) - 1) + ["end_of_audio"], rules
+    ats = [e["endpoint"]["at"] for _, e in received if e["type"] == "final"]
+    assert all(e["end"] < e["endpoint"]["at"] for _, e in received if e["type"] == "final") and ats == sorted(ats)
