@@ -120,10 +120,9 @@ class TopicService:
 
 
 def _lower_priority() -> None:
-    """Summaries are background work: on Linux, where niceness is per thread (and inherited by the
-    threads llama.cpp starts from this one), captions get the CPU first. Measured with both speakers
-    and the local LLM on (bench/latency.py, 1 stream, 2 cores): p95 partial latency 580 ms without
-    this, against 185 ms with the LLM off."""
+    """Summaries are background work and captions are not: on Linux, where niceness is per thread
+    (and inherited by the threads llama.cpp starts from this one), a busy machine gives the encoder
+    and decoder threads the CPU first."""
     with contextlib.suppress(OSError, AttributeError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
