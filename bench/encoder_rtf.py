@@ -5,7 +5,9 @@
 Without --model it exports the default-size conformer with random weights (needs torch): speed
 does not depend on the weights; the torch model's eager streaming step on the same weights is timed
 beside the ONNX runtime, in the same process. RTF per stream = step time / (batch x chunk duration); a batch
-keeps up with real time while step time < chunk duration. Also prints how far int8 drifts from
+keeps up with real time while step time < chunk duration. The paced rows give the CPU a batch-1 step
+costs when calls come 100 ms apart, with onnxruntime's thread spinning off (as the runtime sets it)
+and on (its default). Also prints how far int8 drifts from
 fp32 on the same audio (on random weights that says little: the trained model's WER does).
 """
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 import numpy as np
 
 from models.bundle import load_bundle
-from models.runtime import StreamingEncoder
+from models.runtime import StreamingEncoder, session_options
 
 
 def time_step(encoder: StreamingEncoder, batch: int, repeats: int, rng) -> float:
@@ -30,6 +32,23 @@ def time_step(encoder: StreamingEncoder, batch: int, repeats: int, rng) -> float
         encoder.step(streams, chunks)
         times.append(time.perf_counter() - start)
     return float(np.median(times))
+
+
+def paced_cpu_ms(encoder: StreamingEncoder, threads: int, spinning: bool, steps: int, rng) -> float:
+    """CPU milliseconds per batch-1 step when steps come 100 ms apart, as a lightly loaded server
+    calls it: with spinning on, onnxruntime's idle workers keep burning CPU after each call."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(encoder.bundle.encoder_path("fp32")), session_options(threads, spinning),
+                                   providers=["CPUExecutionProvider"])
+    feeds = {encoder.config.audio_input: (0.1 * rng.standard_normal((1, encoder.input_samples))).astype(np.float32)}
+    feeds |= {name: value[None] for name, value in encoder.new_stream().caches.items()}
+    session.run(None, feeds)
+    cpu = time.process_time()
+    for _ in range(steps):
+        session.run(None, feeds)
+        time.sleep(0.1)
+    return (time.process_time() - cpu) / steps * 1000
 
 
 def int8_drift(fp32: StreamingEncoder, int8: StreamingEncoder, rng) -> dict[str, float]:
@@ -108,6 +127,11 @@ def main() -> None:
                 print(f"{'torch':>9} {batch:>5} {step * 1000:8.1f} {step / (batch * chunk_s):10.4f} "
                       f"{step / chunk_s:9.3f}   (eager streaming step, {results[f'torch_over_onnx_b{batch}']:.2f}x "
                       f"the fp32 ONNX time)")
+        for spinning in (False, True):  # the runtime turns spinning off; this is what that saves
+            key = f"paced_cpu_ms_spin_{'on' if spinning else 'off'}"
+            results[key] = paced_cpu_ms(encoders["fp32"], args.threads, spinning, args.repeats * 2, rng)
+            print(f"fp32 batch 1, one step per 100 ms, onnxruntime spinning {'on ' if spinning else 'off'}: "
+                  f"{results[key]:.1f} CPU ms per step")
         drift = int8_drift(encoders["fp32"], encoders["int8"], rng)
         print("int8 vs fp32: " + ", ".join(f"{k} {v:.3f}" for k, v in drift.items()))
         speedup = results[f"rtf_fp32_b{batches[0]}"] / results[f"rtf_int8_b{batches[0]}"]

@@ -3,10 +3,10 @@
     python -m bench.latency --model BUNDLE --streams 1,8,16,32 --seconds 30 [--url URL] [--audio WAV] \
         [--serve-args "--int8 --no-speakers --summaries none"]
 
-Without --url it starts `steno serve` as a subprocess (so its CPU and memory are its own). Each
-client sends audio in real time in `--frame-ms` frames and timestamps every send and every event.
-Without --audio, clients send tone speech (tests/make_tone_model.py), which a tone-trained model
-transcribes: words at known times, whatever the model's size.
+Without --url it starts `steno serve` as a subprocess (so its CPU and memory are its own; its log goes
+to OUT/server.log). Each client sends audio in real time in `--frame-ms` frames and timestamps every
+send and every event. Without --audio, clients send tone speech (tests/make_tone_model.py), which a
+tone-trained model transcribes: words at known times, whatever the model's size.
 
 Per word, measured on the client clock (Riva-style percentiles p50/p90/p95/p99):
 - partial latency: first event (partial or final) showing the word, minus the moment the audio of
@@ -18,8 +18,8 @@ Per run: server CPU-RTF (server CPU seconds / audio seconds, per stream), CPU %,
 stream, late frames (a send more than one frame behind its schedule: the client or server could not
 keep up), the drain lag (last audio sent to the last `final`: a server that fell behind shows it
 here) and the note lag (to the `note` event, which waits for the last topic's summary, up to the
-LLM timeout). A row is real-time when under 1 % of frames were late, p95 partial <= chunk + 300 ms
-and p95 drain < 2 chunks + 1.5 s. Before the first measured row, one short warm-up stream loads what
+LLM timeout). A row is real-time when every stream ended cleanly, under 1 % of frames were late,
+p95 partial <= chunk + 300 ms and p95 drain < 2 chunks + 1.5 s. Before the first measured row, one short warm-up stream loads what
 the server loads on first use (speaker and text-embedding models, the LLM), so the rows are steady
 state; `--serve-args` passes options to `steno serve` (e.g. captions only, or the int8 encoder).
 """
@@ -41,11 +41,13 @@ from pathlib import Path
 import numpy as np
 import psutil
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from models.bundle import load_bundle
 from streaming.audio import read_audio
 
 PERCENTILES = (50, 90, 95, 99)
+STOP_WAIT_S = 120  # after `stop`: the last final, then the note (its summary waits up to 20 s)
 TONE_WORDS = "hello world steno captions meeting notes speech lecture stream batch model final".split()
 
 
@@ -86,8 +88,13 @@ async def client(url: str, audio: np.ndarray, rate: int, frame_s: float, start_a
             sends.append(time.monotonic())
         stopped = time.monotonic()
         await ws.send(json.dumps({"type": "stop"}))
-        await asyncio.wait_for(receiver, 120)
-    return {"sends": sends, "events": events, "late": late, "frames": len(sends), "stopped": stopped}
+        try:  # a server that never closes the stream fails the row instead of hanging the sweep
+            await asyncio.wait_for(receiver, STOP_WAIT_S)
+            unfinished = False
+        except (TimeoutError, ConnectionClosed):
+            unfinished = True
+    return {"sends": sends, "events": events, "late": late, "frames": len(sends), "stopped": stopped,
+            "unfinished": unfinished}
 
 
 def send_time(result: dict, t: float, frame_s: float) -> float | None:
@@ -127,11 +134,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: str, db: Path, threads: int, extra: list[str]) -> tuple[subprocess.Popen, str]:
+def start_server(model: str, db: Path, threads: int, extra: list[str], log: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streaming.cli", "serve", "--model", model, "--port", str(port),
-                             "--db", str(db), "--threads", str(threads), "--max-sessions", "1000", *extra],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with log.open("w") as log_file:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen([sys.executable, "-m", "streaming.cli", "serve", "--model", model, "--port", str(port),
+                                 "--db", str(db), "--threads", str(threads), "--max-sessions", "1000", *extra],
+                                stdout=log_file, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with socket.socket() as s:
@@ -174,10 +182,12 @@ def measure(url: str, server: psutil.Process | None, streams: int, audio: list[n
            "final_ms": percentiles(final), "cpu_rtf": cpu / audio_s, "cpu_percent": 100 * cpu / wall,
            "rss_mb_per_stream": (rss_after - rss_before) / 2 ** 20 / streams, "late_frames": late,
            "frames": frames, "drain_ms_p95": float(np.percentile(drain_lags, 95)) * 1000,
-           "note_lag_ms_p95": float(np.percentile(note_lags, 95)) * 1000}
+           "note_lag_ms_p95": float(np.percentile(note_lags, 95)) * 1000,
+           "unfinished": sum(r["unfinished"] for r in results)}
     # keeping up: nothing sent late, partials within the goal, and the last final no later after the
     # last audio than the flush of two chunks and the endpoint's silence would explain
-    row["realtime"] = (late <= 0.01 * frames and row["partial_ms"]["p95"] <= chunk_s * 1000 + 300
+    row["realtime"] = (not row["unfinished"] and late <= 0.01 * frames
+                       and row["partial_ms"]["p95"] <= chunk_s * 1000 + 300
                        and row["drain_ms_p95"] < 2000 * chunk_s + 1500)
     return row
 
@@ -225,7 +235,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = (None, args.url) if args.url else start_server(args.model, Path(tmp) / "notes.sqlite3", args.threads,
-                                                                   shlex.split(args.serve_args))
+                                                                   shlex.split(args.serve_args),
+                                                                   args.out / "server.log")
         server = psutil.Process(proc.pid) if proc else None
         try:
             asyncio.run(run_load(url, 1, [audio[0][: 4 * rate]], rate, frame_s))  # warm-up, not measured
@@ -238,12 +249,16 @@ def main() -> None:
                       f"final p95={row['final_ms']['p95']:.0f} ms cpu_rtf={row['cpu_rtf']:.4f} "
                       f"cpu={row['cpu_percent']:.0f}% rss/stream={row['rss_mb_per_stream']:.1f} MB "
                       f"late={row['late_frames']}/{row['frames']} drain_p95={row['drain_ms_p95']:.0f} ms "
-                      f"note_lag_p95={row['note_lag_ms_p95']:.0f} ms "
+                      f"note_lag_p95={row['note_lag_ms_p95']:.0f} ms unfinished={row['unfinished']} "
                       f"realtime={row['realtime']}", flush=True)
         finally:
-            if proc:
+            if proc:  # a graceful stop waits for the sessions' last summaries; never leave it running
                 proc.terminate()
-                proc.wait(10)
+                try:
+                    proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
     (args.out / "latency.json").write_text(json.dumps({"model": args.model, "serve_args": args.serve_args,
                                                        "chunk_ms": chunk_s * 1000,
                                                        "frame_ms": args.frame_ms, "seconds": args.seconds,

@@ -25,14 +25,14 @@ class EncoderStream:
     frames_emitted: int = 0
 
 
-def session_options(threads: int) -> ort.SessionOptions:
+def session_options(threads: int, spinning: bool = False) -> ort.SessionOptions:
+    """Worker threads spin after every call unless told not to, burning the cores that the decoder
+    thread and the other sessions need (measured: `python -m bench.encoder_rtf`, paced rows)."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Worker threads would otherwise spin after every call, burning the cores that the decoder
-    # thread and the other sessions need (measured: bench/latency.py, see bench/RESULTS.md).
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     return opts
 
 

@@ -98,11 +98,10 @@ class SpeakerEncoder:
     def __init__(self, path: str | Path = DEFAULT_MODEL, threads: int = 1):
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
+        from models.runtime import session_options
+
         self.path = Path(path)
-        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(self.path), session_options(threads), providers=["CPUExecutionProvider"])
 
     def partial_mels(self, wav: np.ndarray) -> np.ndarray:
         """[n_partials, 160, 40] for one clip (volume-normalised, zero-padded)."""

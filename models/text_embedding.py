@@ -160,6 +160,8 @@ class TextEmbedder:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
+        from models.runtime import session_options
+
         self.options = options
         model_dir = options.model_dir or package_model_dir()
         path = options.onnx_path or cache_dir() / f"{MODEL_NAME}.v{GRAPH_VERSION}.onnx"
@@ -169,11 +171,8 @@ class TextEmbedder:
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.no_padding()
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = options.threads
-        so.inter_op_num_threads = 1
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(path), session_options(options.threads),
+                                           providers=["CPUExecutionProvider"])
 
     def embed(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), np.float32)

@@ -62,8 +62,9 @@ class EncoderBatcher:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                try:  # asyncio.timeout: a cancel is never lost (see EventSender in server.py)
+                    async with asyncio.timeout(remaining):
+                        batch.append(await self._queue.get())
                 except TimeoutError:
                     break
             else:

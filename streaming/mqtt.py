@@ -195,8 +195,9 @@ class MqttPublisher:
         if self._task is not None:
             raise RuntimeError("MqttPublisher.start() called twice")
         self._task = asyncio.create_task(self._run(), name=f"mqtt-publisher {self._options.address}")
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._first_attempt.wait(), timeout=self._options.start_timeout)
+        with contextlib.suppress(TimeoutError):  # asyncio.timeout never loses a cancel; 3.11's wait_for can
+            async with asyncio.timeout(self._options.start_timeout):
+                await self._first_attempt.wait()
 
     async def close(self, timeout: float = 2.0) -> None:
         """Flush queued events for up to ``timeout`` seconds (only while connected), then stop the task."""
@@ -277,8 +278,9 @@ class MqttPublisher:
             finally:
                 self._connected = False
                 self._first_attempt.set()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), timeout=opts.reconnect_interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(opts.reconnect_interval):
+                    await self._closing.wait()
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         """Run the queue pump beside a watcher that ends when the broker drops us; first to end wins."""
@@ -307,8 +309,9 @@ class MqttPublisher:
                 if self._closing.is_set():
                     return
                 self._wake.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._options.keepalive)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._options.keepalive):
+                        await self._wake.wait()
                 continue
             batch = [self._queue.popleft() for _ in range(min(self._options.max_inflight, len(self._queue)))]
             await self._send(client, batch)

@@ -69,6 +69,7 @@ class EventSender:
         self.ws, self.send_timeout, self.max_backlog = ws, send_timeout, max_backlog
         self.queue: deque[tuple[str, bool]] = deque()
         self.ready = asyncio.Event()
+        self.closing = False
         self.failed: BaseException | None = None
         self.task = asyncio.create_task(self._run(), name="event-sender")
 
@@ -83,28 +84,32 @@ class EventSender:
         self.ready.set()
 
     async def _run(self) -> None:
+        # asyncio.timeout, not wait_for: on Python 3.11, wait_for returns normally when a send ends in
+        # the same loop turn as a cancel, the cancel is lost, and a closing connection waited forever
+        # (seen under an 80-stream load).
         try:
             while True:
                 await self.ready.wait()
+                self.ready.clear()
                 while self.queue:
                     text, _ = self.queue.popleft()
                     try:
-                        await asyncio.wait_for(self.ws.send(text), self.send_timeout)
+                        async with asyncio.timeout(self.send_timeout):
+                            await self.ws.send(text)
                     except TimeoutError:
                         raise SlowConsumer(f"no event accepted for {self.send_timeout:.0f} s") from None
-                self.ready.clear()
+                if self.closing:
+                    return
         except (SlowConsumer, ConnectionClosed) as exc:
             self.failed = exc
 
     async def close(self, timeout: float) -> None:
         """Deliver what is queued (within `timeout`), then stop the task."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                while self.queue and not self.task.done():
-                    await asyncio.sleep(0.005)
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
+        self.closing = True
+        self.ready.set()
+        if not (await asyncio.wait({self.task}, timeout=timeout))[0]:
+            self.task.cancel()
+            await asyncio.wait({self.task}, timeout=1.0)
 
 
 class Watchers:
@@ -220,7 +225,8 @@ class StenoServer:
 
     async def _receive(self, ws: ServerConnection):
         try:
-            return await asyncio.wait_for(ws.recv(), self.options.idle_timeout)
+            async with asyncio.timeout(self.options.idle_timeout):
+                return await ws.recv()
         except TimeoutError:
             raise ProtocolError(ErrorCode.IDLE_TIMEOUT,
                                 f"nothing received for {self.options.idle_timeout:.0f} s", fatal=True) from None

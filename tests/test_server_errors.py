@@ -74,7 +74,7 @@ def test_too_many_sessions(server_factory):
         async with connect(server.url()) as first:
             await first.send(s16le(AUDIO[:1600]))
             assert json.loads(await first.recv())["type"] == "ready"
-            return await converse(server.url(), AUDIO, stop=False)
+            return await converse(server.url(), stop=False)  # refused before any audio is read
 
     events = asyncio.run(scenario())
     assert [e["type"] for e in events] == ["error"] and errors(events) == ["too_many_sessions"]
@@ -120,6 +120,34 @@ def test_slow_consumer_is_detected_without_blocking_the_caller():
         await sender.close(timeout=0.1)
 
     asyncio.run(asyncio.wait_for(scenario(), 5))
+
+
+def test_close_returns_when_it_lands_as_a_send_completes():
+    """On Python 3.11, asyncio.wait_for lost a cancel that arrived in the loop turn in which the send
+    it guarded finished; the sender then waited for events forever and so did the connection's end
+    (an 80-stream benchmark left sessions open)."""
+    class Gated:
+        def __init__(self):
+            self.gate, self.sent = None, []
+
+        async def send(self, text):
+            self.gate = asyncio.get_running_loop().create_future()
+            await self.gate
+            self.sent.append(text)
+
+    async def scenario():
+        ws = Gated()
+        sender = EventSender(ws, send_timeout=5)
+        sender.send({"type": "final", "n": 0})
+        while ws.gate is None:
+            await asyncio.sleep(0)
+        ws.gate.set_result(None)  # the send finishes in the turn the close cancels the sender
+        closing = asyncio.ensure_future(sender.close(timeout=0))
+        done, _ = await asyncio.wait({closing}, timeout=3)  # not wait_for: its cancel would end the hang
+        assert closing in done, "close() hung"
+        assert sender.task.done() and len(ws.sent) == 1
+
+    asyncio.run(scenario())
 
 
 def test_every_error_code_is_documented():
