@@ -15,12 +15,13 @@ Per word, measured on the client clock (Riva-style percentiles p50/p90/p95/p99):
 - final latency: the final, minus the moment the endpoint could fire: the audio through the end of
   the chunk in which the server's endpoint rule fired (the final's `endpoint.at`) had been sent.
 Per run: server CPU-RTF (server CPU seconds / audio seconds, per stream), CPU %, RSS growth per
-stream, late frames (a send more than one frame behind its schedule: the client or server could not
-keep up), the drain lag (last audio sent to the last `final`: a server that fell behind shows it
-here) and the note lag (to the `note` event, which waits for the last topic's summary, up to the
-LLM timeout). A row is real-time when every stream ended cleanly, under 1 % of frames were late,
-p95 partial <= chunk + 300 ms and p95 drain < 2 chunks + 1.5 s. Before the first measured row, one short warm-up stream loads what
-the server loads on first use (speaker and text-embedding models, the LLM), so the rows are steady
+stream, the clients' own CPU % (on one machine they share its cores), late frames (a send more than
+one frame behind its schedule: the client or server could not keep up), the drain lag (last audio
+sent to the last `final`: a server that fell behind shows it here) and the note lag (to the `note`
+event, which waits for the last topic's summary, up to the LLM timeout). A row is real-time when
+every stream ended cleanly, under 1 % of frames were late, p95 partial <= chunk + 300 ms and p95
+drain < 2 chunks + 1.5 s. Before the first measured row, one short warm-up stream loads what the
+server loads on first use (speaker and text-embedding models, the LLM), so the rows are steady
 state; `--serve-args` passes options to `steno serve` (e.g. captions only, or the int8 encoder).
 """
 from __future__ import annotations
@@ -161,9 +162,9 @@ def measure(url: str, server: psutil.Process | None, streams: int, audio: list[n
             frame_s: float, chunk_s: float) -> dict:
     rss_before = server.memory_info().rss if server else 0
     cpu_before = sum(server.cpu_times()[:2]) if server else 0.0
-    began = time.monotonic()
+    began, client_cpu = time.monotonic(), time.process_time()
     results = asyncio.run(run_load(url, streams, audio, rate, frame_s))
-    wall = time.monotonic() - began
+    wall, client_cpu = time.monotonic() - began, time.process_time() - client_cpu
     cpu = sum(server.cpu_times()[:2]) - cpu_before if server else float("nan")
     rss_after = server.memory_info().rss if server else 0
     partial, final, note_lags, drain_lags = [], [], [], []
@@ -180,6 +181,7 @@ def measure(url: str, server: psutil.Process | None, streams: int, audio: list[n
     frames = sum(r["frames"] for r in results)
     row = {"streams": streams, "words": len(partial), "partial_ms": percentiles(partial),
            "final_ms": percentiles(final), "cpu_rtf": cpu / audio_s, "cpu_percent": 100 * cpu / wall,
+           "client_cpu_percent": 100 * client_cpu / wall,
            "rss_mb_per_stream": (rss_after - rss_before) / 2 ** 20 / streams, "late_frames": late,
            "frames": frames, "drain_ms_p95": float(np.percentile(drain_lags, 95)) * 1000,
            "note_lag_ms_p95": float(np.percentile(note_lags, 95)) * 1000,
@@ -247,7 +249,7 @@ def main() -> None:
                 print(f"streams={n:4d} words={row['words']:5d} partial p50/p95/p99="
                       f"{row['partial_ms']['p50']:.0f}/{row['partial_ms']['p95']:.0f}/{row['partial_ms']['p99']:.0f} ms "
                       f"final p95={row['final_ms']['p95']:.0f} ms cpu_rtf={row['cpu_rtf']:.4f} "
-                      f"cpu={row['cpu_percent']:.0f}% rss/stream={row['rss_mb_per_stream']:.1f} MB "
+                      f"cpu={row['cpu_percent']:.0f}% (clients {row['client_cpu_percent']:.0f}%) rss/stream={row['rss_mb_per_stream']:.1f} MB "
                       f"late={row['late_frames']}/{row['frames']} drain_p95={row['drain_ms_p95']:.0f} ms "
                       f"note_lag_p95={row['note_lag_ms_p95']:.0f} ms unfinished={row['unfinished']} "
                       f"realtime={row['realtime']}", flush=True)
@@ -264,7 +266,7 @@ def main() -> None:
                                                        "frame_ms": args.frame_ms, "seconds": args.seconds,
                                                        "cpus": os.cpu_count(), "rows": rows}, indent=1))
     plot(rows, chunk_s * 1000, args.out / "latency.png",
-         f"Steno latency under load ({Path(args.model).name} {args.serve_args})".replace(" )", ")"))
+         f"Steno latency under load: {Path(args.model).name}\n{args.serve_args or 'default serve options'}")
     ok = [r["streams"] for r in rows if r["realtime"]]
     single = rows[0]
     print(f"wrote {args.out}/latency.json and latency.png")
