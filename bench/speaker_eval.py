@@ -166,10 +166,13 @@ def main(argv: list[str] | None = None) -> None:
             t[1] += r["words"]
             t[2].append(r["der"])
             t[3] += r["latencies"]
+    summary = []
     for mode, (right, words, ders, lat) in totals.items():
         if words:
             print(f"synthetic total, {mode:10s}: words right {100 * right / words:.1f}% of {words}, "
                   f"mean DER {100 * np.mean(ders):.1f}%, tag latency p95 {1000 * np.percentile(lat, 95):.0f} ms")
+            summary.append(f"{mode}_words_right={right / words:.4f} {mode}_der={np.mean(ders):.4f}")
+    print(" ".join(summary))
 
 
 if __name__ == "__main__":

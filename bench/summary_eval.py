@@ -128,6 +128,8 @@ def main() -> None:
         m = {k: statistics.mean(s[k] for s in scores) for k in scores[0]}
         print(f"{name:24s} {size:>7s} {m['form']:5.2f} {m['faithful']:5.2f} {m['title']:5.2f} {m['coverage']:5.2f} "
               f"{m['grounded']:5.2f} {m['total']:5.2f} {latency:8.2f} {load:6.1f}")
+    print(" ".join(f"{name.split('/')[-1]}_score={statistics.mean(s['total'] for s in scores):.2f}"
+                   for name, _, scores, _, _ in rows))
 
 
 if __name__ == "__main__":
