@@ -151,26 +151,23 @@ def default_k(reference: list[int]) -> int:
 
 def pk(reference: list[int], hypothesis: list[int], k: int | None = None) -> float:
     """Pk: the share of unit pairs k apart on whose being in the same topic the two disagree."""
-    if sum(reference) != sum(hypothesis):
-        raise ValueError("reference and hypothesis cover different numbers of units")
-    k = k or default_k(reference)
-    ref, hyp = _labels(reference), _labels(hypothesis)
-    n = len(ref) - k
-    if n <= 0:
-        return 0.0
-    return float(np.mean((ref[:n] == ref[k:]) != (hyp[:n] == hyp[k:])))
+    ref, hyp, k, n = _windows(reference, hypothesis, k)
+    return float(np.mean((ref[:n] == ref[k:]) != (hyp[:n] == hyp[k:]))) if n > 0 else 0.0
 
 
 def window_diff(reference: list[int], hypothesis: list[int], k: int | None = None) -> float:
     """WindowDiff: the share of windows of k units in which the number of boundaries differs."""
+    ref, hyp, k, n = _windows(reference, hypothesis, k)
+    return float(np.mean((ref[k:] - ref[:n]) != (hyp[k:] - hyp[:n]))) if n > 0 else 0.0
+
+
+def _windows(reference: list[int], hypothesis: list[int], k: int | None) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Per-unit topic labels of both, the window k, and the number of windows."""
     if sum(reference) != sum(hypothesis):
         raise ValueError("reference and hypothesis cover different numbers of units")
     k = k or default_k(reference)
     ref, hyp = _labels(reference), _labels(hypothesis)
-    n = len(ref) - k
-    if n <= 0:
-        return 0.0
-    return float(np.mean((ref[k:] - ref[:n]) != (hyp[k:] - hyp[:n])))
+    return ref, hyp, k, len(ref) - k
 
 
 def equal_spacing(total: int, size: float) -> list[int]:
