@@ -1,0 +1,29 @@
+"""The latency benchmark end to end on the tiny tone model: it starts a real server, streams, measures
+and draws. Figures are not judged here (bench/RESULTS.md is where they live); that it measures is."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from server_fixtures import TONE_MODEL
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_latency_bench_measures_every_stream(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "bench.latency", "--model", str(TONE_MODEL), "--streams", "1,3",
+                          "--seconds", "6", "--serve-args", "--no-speakers --summaries none", "--out", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    last = dict(pair.split("=") for pair in run.stdout.strip().splitlines()[-1].split())
+    assert set(last) == {"max_streams", "p95_partial_ms", "p95_final_ms", "rtf", "chunk_ms"}
+    report = json.loads((tmp_path / "latency.json").read_text())
+    assert [row["streams"] for row in report["rows"]] == [1, 3]
+    for row in report["rows"]:
+        assert row["unfinished"] == 0 and row["frames"] == row["streams"] * 60
+        assert row["words"] > 0 and 0 < row["partial_ms"]["p50"] < 5000  # words were heard, on a sane clock
+        assert row["cpu_rtf"] > 0 and row["drain_ms_p95"] >= 0
+    assert (tmp_path / "latency.png").stat().st_size > 10_000
+    assert "Steno listening" in (tmp_path / "server.log").read_text()
