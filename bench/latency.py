@@ -78,18 +78,18 @@ async def client(url: str, audio: np.ndarray, rate: int, frame_s: float, start_a
 
         receiver = asyncio.create_task(receive())
         await asyncio.sleep(max(0.0, start_at - time.monotonic()))
-        began = time.monotonic()
-        for i, offset in enumerate(range(0, len(pcm), step)):
-            due = began + i * frame_s
-            now = time.monotonic()
-            if now > due + frame_s:
-                late += 1
-            await asyncio.sleep(max(0.0, due - now))
-            await ws.send(pcm[offset:offset + step].tobytes())
-            sends.append(time.monotonic())
-        stopped = time.monotonic()
-        await ws.send(json.dumps({"type": "stop"}))
-        try:  # a server that never closes the stream fails the row instead of hanging the sweep
+        began = stopped = time.monotonic()
+        try:  # a stream the server ends or never closes fails the row instead of the sweep
+            for i, offset in enumerate(range(0, len(pcm), step)):
+                due = began + i * frame_s
+                now = time.monotonic()
+                if now > due + frame_s:
+                    late += 1
+                await asyncio.sleep(max(0.0, due - now))
+                await ws.send(pcm[offset:offset + step].tobytes())
+                sends.append(time.monotonic())
+            stopped = time.monotonic()
+            await ws.send(json.dumps({"type": "stop"}))
             await asyncio.wait_for(receiver, STOP_WAIT_S)
             unfinished = False
         except (TimeoutError, ConnectionClosed):
