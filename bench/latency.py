@@ -236,9 +236,8 @@ def main() -> None:
         rate, audio = 16000, [tone_script(args.seconds, seed) for seed in range(8)]
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = (None, args.url) if args.url else start_server(args.model, Path(tmp) / "notes.sqlite3", args.threads,
-                                                                   shlex.split(args.serve_args),
-                                                                   args.out / "server.log")
+        proc, url = (None, args.url) if args.url else start_server(
+            args.model, Path(tmp) / "notes.sqlite3", args.threads, shlex.split(args.serve_args), args.out / "server.log")
         server = psutil.Process(proc.pid) if proc else None
         try:
             asyncio.run(run_load(url, 1, [audio[0][: 4 * rate]], rate, frame_s))  # warm-up, not measured
@@ -249,7 +248,8 @@ def main() -> None:
                 print(f"streams={n:4d} words={row['words']:5d} partial p50/p95/p99="
                       f"{row['partial_ms']['p50']:.0f}/{row['partial_ms']['p95']:.0f}/{row['partial_ms']['p99']:.0f} ms "
                       f"final p95={row['final_ms']['p95']:.0f} ms cpu_rtf={row['cpu_rtf']:.4f} "
-                      f"cpu={row['cpu_percent']:.0f}% (clients {row['client_cpu_percent']:.0f}%) rss/stream={row['rss_mb_per_stream']:.1f} MB "
+                      f"cpu={row['cpu_percent']:.0f}% (clients {row['client_cpu_percent']:.0f}%) "
+                      f"rss/stream={row['rss_mb_per_stream']:.1f} MB "
                       f"late={row['late_frames']}/{row['frames']} drain_p95={row['drain_ms_p95']:.0f} ms "
                       f"note_lag_p95={row['note_lag_ms_p95']:.0f} ms unfinished={row['unfinished']} "
                       f"realtime={row['realtime']}", flush=True)

@@ -101,7 +101,8 @@ class SpeakerEncoder:
         from models.runtime import session_options
 
         self.path = Path(path)
-        self.session = ort.InferenceSession(str(self.path), session_options(threads), providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(self.path), session_options(threads),
+                                            providers=["CPUExecutionProvider"])
 
     def partial_mels(self, wav: np.ndarray) -> np.ndarray:
         """[n_partials, 160, 40] for one clip (volume-normalised, zero-padded)."""
