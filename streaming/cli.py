@@ -66,6 +66,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                        help="require this token from clients (default: $STENO_TOKEN)")
     serve.add_argument("--allow-origin", action="append", default=[], help="allowed browser Origin (repeatable)")
     serve.add_argument("--max-sessions", type=int, default=64)
+    serve.add_argument("--accept-when-behind", action="store_true",
+                       help="accept new sessions even while most streams get less than real time through "
+                            "(default: refuse them with too_many_sessions)")
     serve.add_argument("--max-frame-bytes", type=int, default=1 << 20)
     serve.add_argument("--idle-timeout", type=float, default=30.0)
     serve.add_argument("--certfile", type=Path, help="PEM certificate: serve TLS (wss://, https://), which "
@@ -99,7 +102,8 @@ def run_serve(args: argparse.Namespace) -> int:
     mqtt = MqttOptions.from_address(args.mqtt) if args.mqtt else None
     run_server(ServerOptions(engine=engine_options(args, args.db, mqtt), host=args.host, port=args.port,
                              vosk_port=args.vosk_port, token=args.token, allowed_origins=tuple(args.allow_origin),
-                             max_sessions=args.max_sessions, max_frame_bytes=args.max_frame_bytes,
+                             max_sessions=args.max_sessions, refuse_when_behind=not args.accept_when_behind,
+                             max_frame_bytes=args.max_frame_bytes,
                              idle_timeout=args.idle_timeout, certfile=args.certfile, keyfile=args.keyfile))
     return 0
 

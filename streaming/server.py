@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed
 
 from streaming.engine import Engine, EngineOptions
 from streaming.http_routes import handle_http, query
+from streaming.load import Pace
 from streaming.protocol import (ErrorCode, ProtocolError, StartOptions, decode_audio, encode_event,
                                 parse_start, parse_text_frame)
 from streaming.session import Session
@@ -40,6 +41,7 @@ class ServerOptions:
     token: str | None = None
     allowed_origins: tuple[str, ...] = ()  # empty: any origin
     max_sessions: int = 64
+    refuse_when_behind: bool = True    # refuse new sessions while most streams fall behind (streaming/load.py)
     max_frame_bytes: int = 1 << 20     # one binary frame (1 MiB = 32 s of 16 kHz s16le)
     idle_timeout: float = 30.0         # seconds without any message
     send_timeout: float = 10.0         # a client that accepts no event for this long is dropped
@@ -156,6 +158,7 @@ class StenoServer:
         self.options = options
         self.engine = Engine(options.engine)
         self.live: set[Session] = set()
+        self.paces: set[Pace] = set()  # one per live connection: is the server keeping up?
         self.watchers = Watchers()
         self.engine.listeners.append(self.watchers.publish)
         self.port: int | None = None  # known once listening (options.port may be 0)
@@ -175,6 +178,11 @@ class StenoServer:
                 raise ProtocolError(ErrorCode.TOO_MANY_SESSIONS,
                                     f"server is at its limit of {self.options.max_sessions} sessions; retry later",
                                     fatal=True)
+            behind = sum(pace.behind() for pace in self.paces)
+            if self.options.refuse_when_behind and behind > len(self.paces) / 2:
+                raise ProtocolError(ErrorCode.TOO_MANY_SESSIONS,
+                                    f"server is at capacity: {behind} of its {len(self.paces)} streams get less than "
+                                    f"real time through; retry later", fatal=True)
             start, first = await self._start_options(ws, vosk)
             session = Session(self.engine, start.session_id or uuid.uuid4().hex[:12], start)
             self.live.add(session)
@@ -232,27 +240,34 @@ class StenoServer:
                                 f"nothing received for {self.options.idle_timeout:.0f} s", fatal=True) from None
 
     async def _converse(self, ws, session: Session, sender: EventSender, vosk: bool, first) -> None:
-        message = first
-        while True:
-            if message is None:
-                message = await self._receive(ws)
-            try:
-                if isinstance(message, bytes):
-                    events = await self._audio(session, sender, message, vosk)
-                    self._send_events(sender, session, events, vosk)
-                else:
-                    control = parse_text_frame(message)
-                    if control.get("type") == "stop" or control.get("eof"):
-                        return
-                    if control.get("type") == "start" or "config" in control:
-                        raise ProtocolError(ErrorCode.ALREADY_STARTED, "the session has already started; "
-                                            "send start/config before any audio")
-                    raise ProtocolError(ErrorCode.BAD_MESSAGE, f"unknown control message {str(control)[:80]}")
-            except ProtocolError as exc:
-                if exc.fatal:
-                    raise
-                self._send_error(sender, session, exc, vosk)
-            message = None
+        pace, message = Pace(), first
+        width = session.options.bytes_per_sample * session.options.sample_rate
+        self.paces.add(pace)
+        try:
+            while True:
+                if message is None:
+                    pace.waiting()
+                    message = await self._receive(ws)
+                pace.received(len(message) / width if isinstance(message, bytes) else 0.0)
+                try:
+                    if isinstance(message, bytes):
+                        events = await self._audio(session, sender, message, vosk)
+                        self._send_events(sender, session, events, vosk)
+                    else:
+                        control = parse_text_frame(message)
+                        if control.get("type") == "stop" or control.get("eof"):
+                            return
+                        if control.get("type") == "start" or "config" in control:
+                            raise ProtocolError(ErrorCode.ALREADY_STARTED, "the session has already started; "
+                                                "send start/config before any audio")
+                        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"unknown control message {str(control)[:80]}")
+                except ProtocolError as exc:
+                    if exc.fatal:
+                        raise
+                    self._send_error(sender, session, exc, vosk)
+                message = None
+        finally:
+            self.paces.discard(pace)
 
     async def _audio(self, session: Session, sender: EventSender, frame: bytes, vosk: bool) -> list[dict]:
         if len(frame) > self.options.max_frame_bytes:

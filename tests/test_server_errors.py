@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import numpy as np
 import pytest
@@ -78,6 +79,28 @@ def test_too_many_sessions(server_factory):
 
     events = asyncio.run(scenario())
     assert [e["type"] for e in events] == ["error"] and errors(events) == ["too_many_sessions"]
+
+
+def test_a_server_that_cannot_keep_up_refuses_new_sessions_and_keeps_its_own(server_factory):
+    server = server_factory()
+    step = server.server.engine.encoder.step
+
+    def slow_step(streams, chunks):  # 0.25 s per 0.16 s chunk: one real-time stream is already too many
+        time.sleep(0.25)
+        return step(streams, chunks)
+
+    server.server.engine.encoder.step = slow_step
+    audio = utterances("hello world", "steno captions")
+
+    async def scenario():
+        first = asyncio.create_task(converse(server.url(), audio, realtime=1.0))
+        await asyncio.sleep(7.0)  # a verdict needs 5 s of the stream's pace
+        refused = await converse(server.url(), stop=False)
+        return await first, refused
+
+    kept, refused = asyncio.run(scenario())
+    assert errors(refused) == ["too_many_sessions"] and "capacity" in refused[0]["message"]
+    assert finals(kept) == ["hello world", "steno captions"] and not errors(kept)
 
 
 def test_token_is_required_when_configured(server_factory):
