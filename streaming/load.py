@@ -54,4 +54,5 @@ class Pace:
         if span < self.options.window:
             return False
         waited_now = self.waited + (now - self._waiting_since if self._waiting_since is not None else 0.0)
-        return (waited_now - waited) / span < self.options.idle_below and (self.audio - audio) / span < self.options.speed_below
+        idle, speed = (waited_now - waited) / span, (self.audio - audio) / span
+        return idle < self.options.idle_below and speed < self.options.speed_below
