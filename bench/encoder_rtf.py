@@ -4,11 +4,11 @@
 
 Without --model it exports the default-size conformer with random weights (needs torch): speed
 does not depend on the weights; the torch model's eager streaming step on the same weights is timed
-beside the ONNX runtime, in the same process. RTF per stream = step time / (batch x chunk duration); a batch
-keeps up with real time while step time < chunk duration. The paced rows give the CPU a batch-1 step
-costs when calls come 100 ms apart, with onnxruntime's thread spinning off (as the runtime sets it)
-and on (its default). Also prints how far int8 drifts from
-fp32 on the same audio (on random weights that says little: the trained model's WER does).
+beside the ONNX runtime, in the same process. RTF per stream = step time / (batch x chunk duration);
+a batch keeps up with real time while step time < chunk duration. The paced rows give the CPU a
+batch-1 step costs when calls come 100 ms apart, with onnxruntime's thread spinning off (as the
+runtime sets it) and on (its default). Also prints how far int8 drifts from fp32 on the same audio
+(on random weights that says little: the trained model's WER does).
 """
 from __future__ import annotations
 

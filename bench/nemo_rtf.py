@@ -25,6 +25,10 @@ import numpy as np
 from models.bundle import load_bundle
 from models.runtime import StreamingEncoder
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+# the config the parity tests check import-nemo against, and NeMo's own streaming loop they compare with
+from test_nemo_import import nemo_buffer, nemo_config, nemo_steps  # noqa: E402
+
 SENTENCES = ["the quick brown fox jumps over the lazy dog", "streaming captions for lectures and meetings",
              "speech recognition with cached attention", "numbers one two three four five six seven"]
 
@@ -33,9 +37,6 @@ def build_checkpoint(out: Path, layers: int, d_model: int, att_context: list[int
     import sentencepiece
     import torch
     from omegaconf import OmegaConf
-
-    sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-    from test_nemo_import import nemo_config  # the config the parity tests check import-nemo against
 
     from models.nemo_import import require_nemo
 
@@ -67,22 +68,10 @@ def load_nemo(checkpoint: Path, att_context: list[int], threads: int):
 
 
 def time_nemo(model, audio: np.ndarray, streams: int) -> float:
-    import torch
-    from nemo.collections.asr.parts.utils.streaming_utils import CacheAwareStreamingAudioBuffer
-
-    buffer = CacheAwareStreamingAudioBuffer(model, pad_and_drop_preencoded=True)
-    for _ in range(streams):
-        buffer.append_audio(audio)
-    channel, time_cache, channel_len = model.encoder.get_initial_cache_state(batch_size=streams)
-    drop = model.encoder.streaming_cfg.drop_extra_pre_encoded
+    buffer = nemo_buffer(model, audio, streams)  # log-mels computed here, untimed
     began = time.perf_counter()
-    with torch.inference_mode():
-        for chunk, lengths in buffer:
-            _, _, channel, time_cache, channel_len, _, _, _ = model.conformer_stream_step(
-                processed_signal=chunk, processed_signal_length=lengths, cache_last_channel=channel,
-                cache_last_time=time_cache, cache_last_channel_len=channel_len,
-                keep_all_outputs=buffer.is_buffer_empty(), drop_extra_pre_encoded=drop,
-                return_transcription=False, return_log_probs=True)
+    for _ in nemo_steps(model, buffer, streams):
+        pass
     return time.perf_counter() - began
 
 

@@ -37,7 +37,6 @@ class Endpointer:
         self.state = EndpointState()
         self.rule = "end_of_audio"  # the rule that made the last "final": silence | max_length
 
-
     def update(self, log_probs: np.ndarray) -> str | None:
         """Account for new frames; returns "final", "reset" or None."""
         speech = np.flatnonzero(log_probs.argmax(axis=1) != self.blank_id)

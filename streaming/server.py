@@ -283,7 +283,7 @@ class StenoServer:
         """The last final goes out as soon as it is decoded; then the note closes (topic, `note`)."""
         try:
             last = await session.flush()
-            self._send_quietly(sender, vosk_reply(last, session.state.last_partial, final=True) if vosk else last)
+            self._send_quietly(sender, [vosk_reply(last, session.state.last_partial, final=True)] if vosk else last)
             closing = await session.close()
             if not vosk:  # Vosk's protocol ends with the final result
                 self._send_quietly(sender, closing)
@@ -291,19 +291,17 @@ class StenoServer:
             log.exception("finishing session %s failed", session.session_id)
 
     @staticmethod
-    def _send_quietly(sender: EventSender, events: dict | list[dict]) -> None:
+    def _send_quietly(sender: EventSender, events: list[dict]) -> None:
         """Best effort at the end of a session: a client that left or stopped reading misses them."""
         with contextlib.suppress(SlowConsumer, ConnectionClosed):
-            for event in events if isinstance(events, list) else [events]:
-                sender.send(event, droppable=event.get("type") == "partial")
+            _send_all(sender, events)
 
     def _send_events(self, sender: EventSender, session: Session, events: list[dict], vosk: bool) -> None:
         """Vosk clients expect exactly one reply per audio message; ours get every event."""
         if vosk:
             sender.send(vosk_reply(events, session.state.last_partial))
             return
-        for event in events:
-            sender.send(event, droppable=event["type"] == "partial")
+        _send_all(sender, events)
 
     def _send_error(self, sender: EventSender, session: Session | None, exc: ProtocolError, vosk: bool) -> None:
         log.info("session %s: %s: %s", session.session_id if session else "-", exc.code.value, exc.message)
@@ -336,6 +334,12 @@ class StenoServer:
                 await stop.wait()
         finally:
             await self.engine.close()
+
+
+def _send_all(sender: EventSender, events: list[dict]) -> None:
+    """In order; partials may be dropped for a slow reader (Vosk replies have no type: kept)."""
+    for event in events:
+        sender.send(event, droppable=event.get("type") == "partial")
 
 
 def run_server(options: ServerOptions) -> None:

@@ -108,11 +108,35 @@ def make_checkpoint(tmp_path_factory, tokenizer_dir):
 
 # --- NeMo's own streaming, the reference ---------------------------------------------------------------
 
-def nemo_reference(checkpoint: Path, att_context: tuple[int, int]):
-    """The checkpoint as NeMo streams it: a function audio -> (log-probs [T, V], frames per NeMo chunk)."""
-    import torch
+def nemo_buffer(model, audio: np.ndarray, streams: int):
+    """NeMo's CacheAwareStreamingAudioBuffer holding `audio` once per stream (it computes the log-mels now)."""
     from nemo.collections.asr.parts.utils.streaming_utils import CacheAwareStreamingAudioBuffer
 
+    buffer = CacheAwareStreamingAudioBuffer(model, pad_and_drop_preencoded=True)
+    for _ in range(streams):
+        buffer.append_audio(audio)
+    return buffer
+
+
+def nemo_steps(model, buffer, streams: int = 1):
+    """NeMo's own cache-aware loop (speech_to_text_cache_aware_streaming_infer.py): per chunk, the
+    log-probs [streams, T, V] and the valid frame count of the first stream."""
+    import torch
+
+    channel, time, channel_len = model.encoder.get_initial_cache_state(batch_size=streams)
+    drop = model.encoder.streaming_cfg.drop_extra_pre_encoded  # the same on every step, the first too
+    with torch.inference_mode():
+        for chunk, lengths in buffer:
+            _, _, channel, time, channel_len, _, log_probs, encoded_len = model.conformer_stream_step(
+                processed_signal=chunk, processed_signal_length=lengths, cache_last_channel=channel,
+                cache_last_time=time, cache_last_channel_len=channel_len,
+                keep_all_outputs=buffer.is_buffer_empty(), drop_extra_pre_encoded=drop,
+                return_transcription=False, return_log_probs=True)
+            yield log_probs, int(encoded_len[0])
+
+
+def nemo_reference(checkpoint: Path, att_context: tuple[int, int]):
+    """The checkpoint as NeMo streams it: a function audio -> (log-probs [T, V], frames per NeMo chunk)."""
     from models.nemo_import import load_checkpoint
 
     model = load_checkpoint(checkpoint)
@@ -121,19 +145,8 @@ def nemo_reference(checkpoint: Path, att_context: tuple[int, int]):
     model.encoder.set_default_att_context_size(list(att_context))
 
     def stream(audio: np.ndarray) -> tuple[np.ndarray, list[int]]:
-        buffer = CacheAwareStreamingAudioBuffer(model, pad_and_drop_preencoded=True)
-        buffer.append_audio(audio)
-        channel, time, channel_len = model.encoder.get_initial_cache_state(batch_size=1)
-        drop = model.encoder.streaming_cfg.drop_extra_pre_encoded  # the same on every step, the first too
-        out = []
-        with torch.no_grad():
-            for chunk, lengths in buffer:
-                _, _, channel, time, channel_len, _, log_probs, encoded_len = model.conformer_stream_step(
-                    processed_signal=chunk, processed_signal_length=lengths, cache_last_channel=channel,
-                    cache_last_time=time, cache_last_channel_len=channel_len,
-                    keep_all_outputs=buffer.is_buffer_empty(), drop_extra_pre_encoded=drop,
-                    return_transcription=False, return_log_probs=True)
-                out.append(log_probs[0, : int(encoded_len[0])].numpy())
+        steps = nemo_steps(model, nemo_buffer(model, audio, 1))
+        out = [log_probs[0, :length].numpy() for log_probs, length in steps]
         return np.concatenate(out), [len(o) for o in out]
 
     return stream
