@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import bisect
+import json
 from collections.abc import Hashable, Iterable
 from pathlib import Path
 
@@ -16,7 +17,24 @@ from decoders.options import LN10
 
 LM_FILENAME = "lm.bin"
 UNIGRAMS_FILENAME = "unigrams.txt"
+FUSION_FILENAME = "fusion.json"  # {"alpha": …, "beta": …} tuned for this LM with one acoustic model
 _CACHE_LIMIT = 200_000  # cached (state, word) lookups per model before the cache starts afresh
+
+
+def tuned_fusion(directory: Path | str) -> dict[str, float]:
+    """The alpha/beta stored beside an LM by `steno eval --tune` ({} when there are none).
+
+    Fusion weights belong to an (acoustic model, LM) pair, so a bundle's lm/ directory carries
+    them; a malformed file is an error rather than a silent fall-back to the defaults.
+    """
+    path = Path(directory) / FUSION_FILENAME
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {"alpha": float(data["alpha"]), "beta": float(data["beta"])}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: expected {{\"alpha\": number, \"beta\": number}} ({exc})") from exc
 
 
 class LanguageModel(abc.ABC):

@@ -10,6 +10,10 @@ factor (decode seconds / audio seconds), and as the last line `wer=<x> items=<n>
 
 `--streaming-check` also decodes each item offline — the whole utterance's posteriors in one search
 call, or with `--checkpoint CKPT` the torch model's full-utterance forward — and reports both WERs.
+
+`--tune` grid-searches the LM weight alpha and word bonus beta on the manifest (a development set,
+never the test set) and writes the best pair to the bundle's lm/fusion.json, which the server and
+this command then use by default.
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ import soundfile as sf
 import soxr
 
 from decoders.beam_search import StreamingBeamSearch
-from decoders.language_model import KenLMLanguageModel
+from decoders.language_model import FUSION_FILENAME, KenLMLanguageModel, tuned_fusion
 from decoders.options import DecoderOptions
 from decoders.vocabulary import Vocabulary
 from models.bundle import load_bundle
@@ -44,7 +48,7 @@ class EvalOptions:
     checkpoint: Path | None = None
     limit: int | None = None
     exclude: tuple[str, ...] = ()
-    decoder: DecoderOptions = field(default_factory=DecoderOptions)
+    decoder: DecoderOptions | None = None  # None: the defaults with the bundle LM's tuned alpha/beta
 
 
 @dataclass
@@ -65,31 +69,42 @@ class Evaluator:
         self.encoder = StreamingEncoder(self.bundle, options.precision, options.threads)
         cfg = self.bundle.config
         self.vocabulary = Vocabulary(self.bundle.tokenizer.tokens, cfg.blank_id)
-        self.decoder_options = replace(options.decoder, frame_duration=cfg.frame_duration)
         lm_dir = self.bundle.path / "lm"
         self.lm = KenLMLanguageModel.from_dir(lm_dir) if options.use_lm and lm_dir.is_dir() else None
+        decoder = options.decoder or DecoderOptions(**(tuned_fusion(lm_dir) if self.lm else {}))
+        self.decoder_options = replace(decoder, frame_duration=cfg.frame_duration)
         self.torch_model = None
         if options.streaming_check and options.checkpoint:
             from models.export import load_checkpoint
 
             self.torch_model, _ = load_checkpoint(options.checkpoint)
 
-    def search(self) -> StreamingBeamSearch:
-        return StreamingBeamSearch(self.vocabulary, self.decoder_options, self.lm)
+    def search(self, options: DecoderOptions | None = None) -> StreamingBeamSearch:
+        return StreamingBeamSearch(self.vocabulary, options or self.decoder_options, self.lm)
 
-    def stream(self, audio: np.ndarray) -> str:
-        """The server's path: encoder step and search advance, one chunk at a time."""
-        enc, search = self.encoder, self.search()
+    def stream_posteriors(self, audio: np.ndarray) -> list[np.ndarray]:
+        """The server's encoder path: one step a chunk; the log-probs of each chunk's real frames."""
+        enc = self.encoder
         tail = -len(audio) % enc.chunk_samples + self.bundle.config.right_context_samples
         padded = np.pad(audio, (0, tail))
-        stream, real_frames, emitted = enc.new_stream(), enc.frames_for(len(audio)), 0
+        stream, real_frames, emitted, chunks = enc.new_stream(), enc.frames_for(len(audio)), 0, []
         for start in range(0, len(audio), enc.chunk_samples):
             log_probs = enc.step([stream], padded[None, start:start + enc.input_samples])[0]
             keep = log_probs[: max(0, real_frames - emitted)]
             emitted += len(log_probs)
             if len(keep):
-                search.advance(keep)
+                chunks.append(keep)
+        return chunks
+
+    def decode_chunks(self, chunks: list[np.ndarray], options: DecoderOptions | None = None) -> str:
+        """The server's search path: advance chunk by chunk, finalise at the end."""
+        search = self.search(options)
+        for log_probs in chunks:
+            search.advance(log_probs)
         return search.finalize().text
+
+    def stream(self, audio: np.ndarray) -> str:
+        return self.decode_chunks(self.stream_posteriors(audio))
 
     def offline(self, audio: np.ndarray) -> str:
         if self.torch_model is not None:
@@ -175,3 +190,34 @@ def report(results: list[ItemResult], streaming_check: bool = False) -> list[str
 def evaluate(manifest: str | Path, options: EvalOptions, progress: bool = True) -> tuple[float, list[str]]:
     results = Evaluator(options).run(Path(manifest), progress)
     return wer([r.ref for r in results], [r.hyp for r in results]), report(results, options.streaming_check)
+
+
+def tune_fusion(manifest: str | Path, options: EvalOptions, alphas: list[float], betas: list[float],
+                progress: bool = True) -> tuple[dict, list[str]]:
+    """Grid-search alpha x beta on a development manifest; write the best to the bundle's lm/.
+
+    The encoder runs once per item; only the search is repeated per pair. Returns the chosen
+    {alpha, beta, wer, ...} (also written to lm/fusion.json) and the printed grid.
+    """
+    from tqdm import tqdm
+
+    evaluator = Evaluator(replace(options, use_lm=True, streaming_check=False))
+    if evaluator.lm is None:
+        raise ValueError(f"{evaluator.bundle.path}: no lm/ directory to tune fusion weights for")
+    items = read_items(Path(manifest), options.exclude)[: options.limit]
+    refs, posteriors = [], []
+    for item in tqdm(items, desc="encode", unit="utt", disable=not progress):
+        refs.append(normalize_text(item["text"]))
+        posteriors.append(evaluator.stream_posteriors(evaluator.load_audio(item["path"])))
+    grid = {}
+    for alpha, beta in tqdm([(a, b) for a in alphas for b in betas], desc="grid", disable=not progress):
+        decoder = replace(evaluator.decoder_options, alpha=alpha, beta=beta)
+        grid[alpha, beta] = wer(refs, [evaluator.decode_chunks(chunks, decoder) for chunks in posteriors])
+    (alpha, beta), best = min(grid.items(), key=lambda kv: (kv[1], kv[0]))
+    lines = [f"alpha={a:<5g} beta={b:<5g} wer={w:.4f}" for (a, b), w in grid.items()]
+    chosen = {"alpha": alpha, "beta": beta, "wer": round(best, 4), "items": len(items),
+              "tuned_on": Path(manifest).name}
+    (evaluator.bundle.path / "lm" / FUSION_FILENAME).write_text(json.dumps(chosen, indent=1) + "\n")
+    lines.append(f"best alpha={alpha:g} beta={beta:g} wer={best:.4f} items={len(items)} "
+                 f"-> {evaluator.bundle.path / 'lm' / FUSION_FILENAME}")
+    return chosen, lines

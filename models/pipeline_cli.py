@@ -51,6 +51,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     ev.add_argument("--limit", type=int, help="only the first N items")
     ev.add_argument("--exclude", action="append", default=[], help="skip items whose audio path contains this")
     ev.add_argument("--beam-size", type=int, help="decoder beam (default: the server's)")
+    ev.add_argument("--alpha", type=float, help="LM weight (default: the bundle's lm/fusion.json, else 0.5)")
+    ev.add_argument("--beta", type=float, help="word bonus (default: the bundle's lm/fusion.json, else 1.5)")
+    ev.add_argument("--tune", action="store_true",
+                    help="grid-search alpha/beta on this (development) manifest, write lm/fusion.json")
+    ev.add_argument("--alphas", type=float, nargs="+", default=[0.3, 0.5, 0.7, 0.9, 1.2])
+    ev.add_argument("--betas", type=float, nargs="+", default=[0.0, 1.0, 2.0, 3.0])
     ev.set_defaults(func=run_eval)
 
 
@@ -103,17 +109,26 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from models import DEFAULT_BUNDLE
     from models.bundle import BundleError
-    from models.evaluate import EvalOptions, evaluate
+    from decoders.language_model import tuned_fusion
+    from decoders.options import DecoderOptions
+    from models.evaluate import EvalOptions, evaluate, tune_fusion
 
-    options = EvalOptions(model=args.model or DEFAULT_BUNDLE, use_lm=not args.no_lm,
+    model = args.model or DEFAULT_BUNDLE
+    options = EvalOptions(model=model, use_lm=not args.no_lm,
                           precision="int8" if args.int8 else "fp32", threads=args.threads,
                           streaming_check=args.streaming_check, checkpoint=args.checkpoint, limit=args.limit,
                           exclude=tuple(args.exclude))
-    if args.beam_size:
-        options = replace(options, decoder=replace(options.decoder, beam_size=args.beam_size))
+    given = {k: v for k, v in (("beam_size", args.beam_size), ("alpha", args.alpha), ("beta", args.beta))
+             if v is not None}
     try:
-        _, lines = evaluate(args.manifest, options, progress=sys.stderr.isatty())
-    except BundleError as exc:
+        if given:
+            fusion = tuned_fusion(model / "lm") if not args.no_lm else {}
+            options = replace(options, decoder=DecoderOptions(**{**fusion, **given}))
+        if args.tune:
+            _, lines = tune_fusion(args.manifest, options, args.alphas, args.betas, progress=sys.stderr.isatty())
+        else:
+            _, lines = evaluate(args.manifest, options, progress=sys.stderr.isatty())
+    except (BundleError, ValueError) as exc:
         raise SystemExit(f"steno eval: {exc}") from exc
     print("\n".join(lines))
     return 0

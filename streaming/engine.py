@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from decoders.beam_search import StreamingBeamSearch
 from decoders.hotwords import HotwordScorer
-from decoders.language_model import KenLMLanguageModel
+from decoders.language_model import KenLMLanguageModel, tuned_fusion
 from decoders.options import DecoderOptions
 from decoders.vocabulary import Vocabulary
 from models.bundle import load_bundle
@@ -35,7 +35,7 @@ class EngineOptions:
     use_lm: bool = True
     batch: BatchOptions = field(default_factory=BatchOptions)
     endpoint: EndpointOptions = field(default_factory=EndpointOptions)
-    decoder: DecoderOptions = field(default_factory=DecoderOptions)
+    decoder: DecoderOptions | None = None  # None: the defaults with the bundle LM's tuned alpha/beta
     mqtt: MqttOptions | None = None
     speakers: SpeakerOptions = field(default_factory=SpeakerOptions)  # defaults; sessions may override
     topics: TopicOptions = field(default_factory=TopicOptions)
@@ -74,9 +74,10 @@ class Engine:
         cfg = self.bundle.config
         self.sample_rate, self.frame_duration, self.blank_id = cfg.sample_rate, cfg.frame_duration, cfg.blank_id
         self.vocabulary = Vocabulary(self.bundle.tokenizer.tokens, cfg.blank_id)
-        self.decoder_options = replace(options.decoder, frame_duration=cfg.frame_duration)
         lm_dir = self.bundle.path / "lm"
         self.lm = KenLMLanguageModel.from_dir(lm_dir) if options.use_lm and lm_dir.is_dir() else None
+        decoder = options.decoder or DecoderOptions(**(tuned_fusion(lm_dir) if self.lm else {}))
+        self.decoder_options = replace(decoder, frame_duration=cfg.frame_duration)
         self.metrics = Metrics()
         self.store = NoteStore(options.db)
         self.batcher = EncoderBatcher(self.encoder, options.batch, self.metrics.on_batch)

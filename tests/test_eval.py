@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from make_tone_model import tone_speech
 from model_fixtures import small_bundle  # noqa: F401  (fixture)
 
-from models.evaluate import EvalOptions, evaluate
+from models.evaluate import EvalOptions, Evaluator, evaluate
 from streaming.cli import main as steno
 
 TONE_MODEL = Path(__file__).parent / "data" / "tone_model"
@@ -56,7 +56,9 @@ def test_streaming_equals_offline(manifest):
     assert "diff=0.0000 within_0.5%=True" in lines[-2]
 
 
-def test_with_a_language_model_in_the_bundle(manifest, tmp_path):
+@pytest.fixture
+def lm_bundle(tmp_path) -> Path:
+    """The tone model with a 3-gram LM of the spoken sentences in lm/."""
     pytest.importorskip("kenlm")
     from decoders.lm_build import build_lm, find_tool
 
@@ -69,8 +71,34 @@ def test_with_a_language_model_in_the_bundle(manifest, tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("".join(f"{s}\n" for s, _ in ITEMS * 5 + [("hello there", ""), ("the model", "")] * 3))
     build_lm(corpus, bundle / "lm", order=3, progress=False)
-    wer, _ = evaluate(manifest, EvalOptions(model=bundle), progress=False)
+    return bundle
+
+
+def test_with_a_language_model_in_the_bundle(manifest, lm_bundle):
+    wer, _ = evaluate(manifest, EvalOptions(model=lm_bundle), progress=False)
     assert wer == pytest.approx(ERRORS / REF_WORDS)
+
+
+def test_tune_writes_the_best_fusion_weights_and_they_become_the_default(manifest, lm_bundle, capsys):
+    # beta -40 makes every word cost more than the audio can pay for: the tuner must not pick it
+    assert steno(["eval", str(manifest), "--model", str(lm_bundle), "--tune",
+                  "--alphas", "0.5", "0.8", "--betas", "-40", "1.5"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len([line for line in out if line.startswith("alpha=")]) == 4
+    assert out[-1].startswith("best alpha=") and "beta=1.5 " in out[-1]
+    chosen = json.loads((lm_bundle / "lm" / "fusion.json").read_text())
+    assert chosen["beta"] == 1.5 and chosen["alpha"] in (0.5, 0.8) and chosen["items"] == len(ITEMS)
+    assert Evaluator(EvalOptions(model=lm_bundle)).decoder_options.beta == 1.5
+
+    (lm_bundle / "lm" / "fusion.json").write_text(json.dumps({"alpha": 0.5, "beta": -40}))
+    wer, _ = evaluate(manifest, EvalOptions(model=lm_bundle), progress=False)
+    assert wer > 0.9  # the stored weights are what decoding uses
+    assert steno(["eval", str(manifest), "--model", str(lm_bundle), "--beta", "1.5"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"wer={ERRORS / REF_WORDS:.4f} items={len(ITEMS)}"
+
+    (lm_bundle / "lm" / "fusion.json").write_text('{"alpha": "high"}')
+    with pytest.raises(ValueError, match="fusion.json"):
+        Evaluator(EvalOptions(model=lm_bundle))
 
 
 def test_an_untrained_model_scores_badly(manifest, small_bundle):  # noqa: F811
