@@ -45,6 +45,7 @@ class ServerOptions:
     max_frame_bytes: int = 1 << 20     # one binary frame (1 MiB = 32 s of 16 kHz s16le)
     idle_timeout: float = 30.0         # seconds without any message
     send_timeout: float = 10.0         # a client that accepts no event for this long is dropped
+    max_backlog: int = 512             # ... and so is one that lets this many events pile up
     defaults: StartOptions = field(default_factory=StartOptions)
     certfile: Path | None = None       # PEM certificate (chain): serve TLS (wss://, https://)
     keyfile: Path | None = None        # its private key (None: in the certfile)
@@ -104,6 +105,15 @@ class EventSender:
                     return
         except (SlowConsumer, ConnectionClosed) as exc:
             self.failed = exc
+
+    def replace_backlog(self, message: dict) -> None:
+        """Drop every queued event and queue `message` alone: the last word to a slow consumer
+        (its finals are in the note store). A sender whose send timed out gets one more try."""
+        self.queue = deque([(encode_event(message), False)])
+        if self.task.done():
+            self.failed = None
+            self.task = asyncio.create_task(self._run(), name="event-sender")
+        self.ready.set()
 
     async def close(self, timeout: float) -> None:
         """Deliver what is queued (within `timeout`), then stop the task."""
@@ -171,8 +181,9 @@ class StenoServer:
         if path == "/v1/watch":
             return await self._watch(ws)
         vosk = path == "/vosk" or (path == "/" and ws.local_address[1] == self.options.vosk_port)
-        sender = EventSender(ws, self.options.send_timeout)
+        sender = EventSender(ws, self.options.send_timeout, self.options.max_backlog)
         session: Session | None = None
+        slow: SlowConsumer | None = None
         try:
             if len(self.live) >= self.options.max_sessions:
                 raise ProtocolError(ErrorCode.TOO_MANY_SESSIONS,
@@ -193,7 +204,13 @@ class StenoServer:
             await self._converse(ws, session, sender, vosk, first)
         except ProtocolError as exc:
             self._send_error(sender, session, exc, vosk)
-        except (ConnectionClosed, SlowConsumer) as exc:
+        except SlowConsumer as exc:
+            slow = exc
+            log.warning("session %s: slow consumer (%s): disconnecting", session.session_id if session else "-", exc)
+            code, message = ErrorCode.SLOW_CONSUMER.value, f"events were not read ({exc}); the finals are in the note"
+            sender.replace_backlog({"error": message, "code": code} if vosk else
+                                   session.event("error", code=code, message=message))
+        except ConnectionClosed as exc:
             log.info("connection ended: %s", exc)
         except Exception:
             log.exception("session %s failed", session.session_id if session else "-")
@@ -204,6 +221,8 @@ class StenoServer:
                 self.live.discard(session)
                 self.engine.metrics.sessions.set(len(self.live))
             await sender.close(timeout=2.0)
+            if slow:
+                await ws.close(1008, "slow_consumer")
 
     async def _watch(self, ws: ServerConnection) -> None:
         session_id = query(ws.request).get("session", "")

@@ -3,16 +3,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
+import urllib.request
 
 import numpy as np
 import pytest
 from websockets.asyncio.client import connect
+from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidStatus
+from websockets.frames import Opcode
+from websockets.protocol import State
+from websockets.uri import parse_uri
 
+from make_tone_model import tone_speech
 from server_fixtures import converse, errors, finals, s16le, server_factory, shared_server, utterances  # noqa: F401
 from streaming.protocol import ErrorCode
-from streaming.server import EventSender, SlowConsumer
+from streaming.server import EventSender, SlowConsumer, StenoServer
 
 AUDIO = utterances("hello world")
 
@@ -179,3 +186,84 @@ def test_every_error_code_is_documented():
     doc = (Path(__file__).parents[1] / "docs" / "protocol.md").read_text()
     for code in ErrorCode:
         assert f"`{code.value}`" in doc, code
+
+
+def test_a_client_that_stops_reading_is_cut_off_as_a_slow_consumer_and_others_go_on(server_factory,
+                                                                                     monkeypatch):
+    """Over real sockets: one client sends audio and stops reading (a raw socket driven by websockets'
+    sans-I/O protocol), so the server's sends stall. Its unread events give way to a `slow_consumer`
+    error, the session ends with its finals in the note and the socket closes 1008, while a client
+    beside it gets every final. Loopback's send buffers grow to megabytes, so the test shrinks the
+    server's for its connections; the client reads again once /metrics has counted the error."""
+    handler = StenoServer.handler
+
+    async def small_send_buffers(self, ws):
+        ws.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        ws.transport.set_write_buffer_limits(high=4096)
+        return await handler(self, ws)
+
+    monkeypatch.setattr(StenoServer, "handler", small_send_buffers)
+    server = server_factory(send_timeout=0.5, max_backlog=4)
+    speech = tone_speech(" ".join(["hello world"] * 10))  # 21 s without a pause: long partials
+
+    def slow_consumer_errors() -> float:
+        with urllib.request.urlopen(server.http("/metrics")) as response:
+            text = response.read().decode()
+        return sum(float(line.split()[-1]) for line in text.splitlines()
+                   if line.startswith('steno_errors_total{code="slow_consumer"}'))
+
+    def stalled():
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)  # before connect: it sets the window
+        sock.settimeout(30)
+        sock.connect(("127.0.0.1", server.port))
+        protocol = ClientProtocol(parse_uri(server.url()), max_size=None)
+        protocol.send_request(protocol.connect())
+        sock.sendall(b"".join(protocol.data_to_send()))
+        while protocol.state is State.CONNECTING:  # the handshake's response
+            protocol.receive_data(sock.recv(4096))
+        protocol.send_text(json.dumps({"type": "start", "session_id": "stalled"}).encode())
+        for i in range(0, len(speech), 1600):
+            protocol.send_binary(s16le(speech[i:i + 1600]))
+            sock.sendall(b"".join(protocol.data_to_send()))
+        deadline = time.monotonic() + 30
+        while not slow_consumer_errors() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        events = []
+        while protocol.close_rcvd is None and (data := sock.recv(65536)):
+            protocol.receive_data(data)
+            events += [json.loads(f.data) for f in protocol.events_received()
+                       if getattr(f, "opcode", None) is Opcode.TEXT]  # the handshake's Response is one too
+            sock.sendall(b"".join(protocol.data_to_send()))
+        sock.close()
+        return events, protocol.close_rcvd
+
+    async def both():
+        return await asyncio.gather(asyncio.to_thread(stalled), converse(server.url(), AUDIO, realtime=2))
+
+    (events, close), polite = asyncio.run(asyncio.wait_for(both(), 60))
+    assert slow_consumer_errors() == 1
+    assert errors(events) == ["slow_consumer"] and events[-1]["type"] == "note"
+    assert close is not None and (close.code, close.reason) == (1008, "slow_consumer")
+    assert finals(polite) == ["hello world"] and not errors(polite)
+    with urllib.request.urlopen(server.http("/v1/notes/stalled.json")) as response:
+        note = json.loads(response.read())
+    assert note["segments"] and note["segments"][0]["text"].startswith("hello world hello world")
+
+
+def test_a_server_fault_is_an_internal_error_and_the_server_goes_on(server_factory, monkeypatch):
+    import streaming.server
+
+    server = server_factory()
+    real = streaming.server.decode_audio
+
+    def broken(frame, encoding):
+        if len(frame) == 3202:  # one odd-sized frame triggers the fault
+            raise RuntimeError("simulated fault")
+        return real(frame, encoding)
+
+    monkeypatch.setattr(streaming.server, "decode_audio", broken)
+    events = asyncio.run(converse(server.url(), AUDIO, before_audio=[b"\0" * 3202]))
+    assert errors(events) == ["internal"] and events[-1]["type"] != "final"
+    again = asyncio.run(converse(server.url(), AUDIO))
+    assert finals(again) == ["hello world"] and not errors(again)
