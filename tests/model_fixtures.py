@@ -14,10 +14,11 @@ CONFIGS = {
     # 4x subsampling, 4-frame chunks, 2 chunks of left context
     "sub4": ConformerConfig(d_model=64, n_layers=2, n_heads=4, ff_mult=2, conv_kernel=5,
                             subsampling_channels=16, chunk_frames=4, left_chunks=2),
-    # 8x subsampling (word-piece sized frames), 2-frame chunks, 3 chunks of left context
+    # 8x subsampling (word-piece sized frames), 2-frame chunks, 3 chunks of left context, scaled log-mels
     "sub8": ConformerConfig(d_model=48, n_layers=2, n_heads=2, ff_mult=2, conv_kernel=7,
-                            subsampling=8, subsampling_channels=8, chunk_frames=2, left_chunks=3),
-    # the size we ship (about 9 M parameters)
+                            subsampling=8, subsampling_channels=8, chunk_frames=2, left_chunks=3,
+                            feature_mean=-10.5, feature_std=4.0),
+    # ConformerConfig's default size (about 9 M parameters; the embedded model is train.py's 5 M "small_scaled")
     "default": ConformerConfig(),
 }
 
