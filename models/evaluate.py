@@ -1,4 +1,4 @@
-"""`steno eval MANIFEST.jsonl [--model DIR] [--no-lm] [--int8] [--streaming-check]`: word error rate.
+"""`steno eval MANIFEST.jsonl [--model DIR] [--no-lm | --greedy] [--int8] [--streaming-check]`: word error rate.
 
 Every item is decoded the way the server decodes a stream: the bundle's ONNX encoder through
 `models.runtime.StreamingEncoder`, chunk by chunk, and `decoders.StreamingBeamSearch` advanced
@@ -42,6 +42,7 @@ GROUP_FIELDS = ("corpus", "family")
 class EvalOptions:
     model: Path
     use_lm: bool = True
+    greedy: bool = False   # best-path decoding instead of the beam search (the no-LM baseline)
     precision: str = "fp32"
     threads: int = 2
     streaming_check: bool = False
@@ -104,7 +105,10 @@ class Evaluator:
         return search.finalize().text
 
     def stream(self, audio: np.ndarray) -> str:
-        return self.decode_chunks(self.stream_posteriors(audio))
+        chunks = self.stream_posteriors(audio)
+        if self.options.greedy:
+            return self.vocabulary.greedy(np.concatenate(chunks)) if chunks else ""
+        return self.decode_chunks(chunks)
 
     def offline(self, audio: np.ndarray) -> str:
         if self.torch_model is not None:

@@ -44,6 +44,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     ev.add_argument("manifest", type=Path)
     ev.add_argument("--model", type=Path, help="bundle directory (default: the embedded model)")
     ev.add_argument("--no-lm", action="store_true", help="decode without the bundle's LM (acoustic-only beam search)")
+    ev.add_argument("--greedy", action="store_true", help="best-path decoding, no beam search and no LM")
     ev.add_argument("--int8", action="store_true", help="use the bundle's int8 encoder")
     ev.add_argument("--threads", type=int, default=2)
     ev.add_argument("--streaming-check", action="store_true", help="also decode offline and compare")
@@ -114,7 +115,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from models.evaluate import EvalOptions, evaluate, tune_fusion
 
     model = args.model or DEFAULT_BUNDLE
-    options = EvalOptions(model=model, use_lm=not args.no_lm,
+    options = EvalOptions(model=model, use_lm=not (args.no_lm or args.greedy), greedy=args.greedy,
                           precision="int8" if args.int8 else "fp32", threads=args.threads,
                           streaming_check=args.streaming_check, checkpoint=args.checkpoint, limit=args.limit,
                           exclude=tuple(args.exclude))

@@ -18,7 +18,7 @@ CONFIGS = {
     "sub8": ConformerConfig(d_model=48, n_layers=2, n_heads=2, ff_mult=2, conv_kernel=7,
                             subsampling=8, subsampling_channels=8, chunk_frames=2, left_chunks=3,
                             feature_mean=-10.5, feature_std=4.0),
-    # ConformerConfig's default size (about 9 M parameters; the embedded model is train.py's 5 M "small_scaled")
+    # ConformerConfig's default size (about 9 M parameters; the embedded model is train.py's "embedded")
     "default": ConformerConfig(),
 }
 

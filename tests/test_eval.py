@@ -50,6 +50,11 @@ def test_wer_of_the_tone_model(manifest, capsys):
     assert any(line.startswith("rtf=") for line in out)
 
 
+def test_greedy_decoding(manifest, capsys):
+    assert steno(["eval", str(manifest), "--model", str(TONE_MODEL), "--greedy"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"wer={ERRORS / REF_WORDS:.4f} items={len(ITEMS)}"
+
+
 def test_streaming_equals_offline(manifest):
     wer, lines = evaluate(manifest, EvalOptions(model=TONE_MODEL, streaming_check=True), progress=False)
     assert wer == pytest.approx(ERRORS / REF_WORDS)
