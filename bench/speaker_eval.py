@@ -1,6 +1,6 @@
 """Speaker tagging accuracy: DER (pyannote.metrics) and the fraction of words given the right speaker.
 
-    python -m bench.speaker_eval [--dialogues 8] [--threshold 0.32] [--turns 14]
+    python -m bench.speaker_eval [--dialogues 8] [--threshold 0.28] [--turns 14]
 
 Material: the real 2-speaker telephone call of ../shared/eval/real (pyannote's sample.wav, RTTM
 and STM references) and synthetic dialogues among 2-3 of six TTS voices (models/speaker_dialogues).
