@@ -31,7 +31,7 @@ import jiwer
 import numpy as np
 
 from decoders.beam_search import StreamingBeamSearch
-from decoders.language_model import LM_FILENAME, UNIGRAMS_FILENAME, KenLMLanguageModel, tuned_fusion
+from decoders.language_model import LM_FILENAME, UNIGRAMS_FILENAME, KenLMLanguageModel, tuned_options
 from decoders.options import DecoderOptions
 from decoders.synthetic import build_template_lm, template_test_set
 from decoders.vocabulary import Vocabulary
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         options = DecoderOptions(beam_size=args.beam)
         if args.model:
             lm_dir = args.lm or args.model / "lm"
-            options = DecoderOptions(beam_size=args.beam, **tuned_fusion(lm_dir))
+            options = tuned_options(lm_dir, beam_size=args.beam)
             sentences, log_probs = model_test_set(args.model, args.manifest, args.utterances)
         else:
             lm_dir = args.lm or build_template_lm(Path(scratch))

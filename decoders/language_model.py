@@ -13,7 +13,7 @@ import json
 from collections.abc import Hashable, Iterable
 from pathlib import Path
 
-from decoders.options import LN10
+from decoders.options import LN10, DecoderOptions
 
 LM_FILENAME = "lm.bin"
 UNIGRAMS_FILENAME = "unigrams.txt"
@@ -35,6 +35,11 @@ def tuned_fusion(directory: Path | str) -> dict[str, float]:
         return {"alpha": float(data["alpha"]), "beta": float(data["beta"])}
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{path}: expected {{\"alpha\": number, \"beta\": number}} ({exc})") from exc
+
+
+def tuned_options(directory: Path | str, **overrides) -> DecoderOptions:
+    """Decoder options with the alpha/beta tuned for the LM in `directory` (if any), then `overrides`."""
+    return DecoderOptions(**{**tuned_fusion(directory), **overrides})
 
 
 class LanguageModel(abc.ABC):

@@ -28,7 +28,7 @@ import soundfile as sf
 import soxr
 
 from decoders.beam_search import StreamingBeamSearch
-from decoders.language_model import FUSION_FILENAME, KenLMLanguageModel, tuned_fusion
+from decoders.language_model import FUSION_FILENAME, KenLMLanguageModel, tuned_options
 from decoders.options import DecoderOptions
 from decoders.vocabulary import Vocabulary
 from models.bundle import load_bundle
@@ -72,7 +72,7 @@ class Evaluator:
         self.vocabulary = Vocabulary(self.bundle.tokenizer.tokens, cfg.blank_id)
         lm_dir = self.bundle.path / "lm"
         self.lm = KenLMLanguageModel.from_dir(lm_dir) if options.use_lm and lm_dir.is_dir() else None
-        decoder = options.decoder or DecoderOptions(**(tuned_fusion(lm_dir) if self.lm else {}))
+        decoder = options.decoder or (tuned_options(lm_dir) if self.lm else DecoderOptions())
         self.decoder_options = replace(decoder, frame_duration=cfg.frame_duration)
         self.torch_model = None
         if options.streaming_check and options.checkpoint:
@@ -221,7 +221,7 @@ def tune_fusion(manifest: str | Path, options: EvalOptions, alphas: list[float],
     lines = [f"alpha={a:<5g} beta={b:<5g} wer={w:.4f}" for (a, b), w in grid.items()]
     chosen = {"alpha": alpha, "beta": beta, "wer": round(best, 4), "items": len(items),
               "tuned_on": Path(manifest).name}
-    (evaluator.bundle.path / "lm" / FUSION_FILENAME).write_text(json.dumps(chosen, indent=1) + "\n")
-    lines.append(f"best alpha={alpha:g} beta={beta:g} wer={best:.4f} items={len(items)} "
-                 f"-> {evaluator.bundle.path / 'lm' / FUSION_FILENAME}")
+    path = evaluator.bundle.path / "lm" / FUSION_FILENAME
+    path.write_text(json.dumps(chosen, indent=1) + "\n")
+    lines.append(f"best alpha={alpha:g} beta={beta:g} wer={best:.4f} items={len(items)} -> {path}")
     return chosen, lines

@@ -110,7 +110,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from models import DEFAULT_BUNDLE
     from models.bundle import BundleError
-    from decoders.language_model import tuned_fusion
+    from decoders.language_model import tuned_options
     from decoders.options import DecoderOptions
     from models.evaluate import EvalOptions, evaluate, tune_fusion
 
@@ -123,8 +123,8 @@ def run_eval(args: argparse.Namespace) -> int:
              if v is not None}
     try:
         if given:
-            fusion = tuned_fusion(model / "lm") if not args.no_lm else {}
-            options = replace(options, decoder=DecoderOptions(**{**fusion, **given}))
+            decoder = DecoderOptions(**given) if args.no_lm else tuned_options(model / "lm", **given)
+            options = replace(options, decoder=decoder)
         if args.tune:
             _, lines = tune_fusion(args.manifest, options, args.alphas, args.betas, progress=sys.stderr.isatty())
         else:
