@@ -32,6 +32,7 @@ from models.conformer import ConformerConfig, ConformerCTC
 from models.tokenizer import CharTokenizer
 from models.train_data import (
     ManifestDataset,
+    frequency_warp,
     greedy_texts,
     loader,
     make_batches,
@@ -66,6 +67,7 @@ class TrainConfig:
     freq_width: int = 20
     time_masks_per_second: float = 0.8
     time_width: int = 40
+    freq_warp: float = 0.0             # vocal tract length perturbation: max relative mel-axis stretch
     # bookkeeping
     eval_every: int = 1000
     eval_items: int = 300
@@ -109,12 +111,11 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
 
 
 def lr_at(step: int, cfg: TrainConfig, warmup_from: int = 0) -> float:
-    """Linear warm-up, then cosine decay to min_lr at max_steps. `warmup_from`: a restart's step."""
-    warm = step - warmup_from
-    if warm < cfg.warmup_steps:
-        return cfg.lr * (warm + 1) / cfg.warmup_steps
+    """Cosine decay from lr to min_lr at max_steps, under a linear warm-up of warmup_steps from step 0
+    or, after `--init_from` (a fresh optimiser), from that step (`warmup_from`) up to the schedule."""
     progress = min(1.0, step / max(1, cfg.max_steps))
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+    scheduled = cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+    return scheduled * min(1.0, (step - warmup_from + 1) / cfg.warmup_steps)
 
 
 def ctc_forward(model: ConformerCTC, audio, lengths, cfg: TrainConfig, augment: bool, generator=None):
@@ -123,6 +124,7 @@ def ctc_forward(model: ConformerCTC, audio, lengths, cfg: TrainConfig, augment: 
     feats = model.frontend(torch.nn.functional.pad(audio, (0, pad)))
     frame_lengths = model.output_lengths(lengths)
     if augment:
+        feats = frequency_warp(feats, cfg.freq_warp, generator)
         feats = spec_augment(feats, lengths // model.cfg.frontend.hop_length, cfg.freq_masks, cfg.freq_width,
                              cfg.time_masks_per_second, cfg.time_width, generator)
     return model.encode(feats, frame_lengths), frame_lengths

@@ -122,6 +122,27 @@ def spec_augment(feats: torch.Tensor, frame_lengths: torch.Tensor, freq_masks: i
     return torch.where(mask, mean.expand_as(feats), feats)
 
 
+def frequency_warp(feats: torch.Tensor, max_warp: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Vocal tract length perturbation (after Jaitly & Hinton, 2013) on log-mel [B, T, F].
+
+    Each utterance's spectrum is stretched or squeezed along the mel axis by a random factor in
+    [1 - max_warp, 1 + max_warp] (linear interpolation between bins), so the few synthetic voices
+    of the training set stand for many more vocal tracts. Mel bins, not Hz, are warped: an
+    approximation that is close enough for augmentation.
+    """
+    if max_warp <= 0:
+        return feats
+    b, t, f = feats.shape
+    dev = feats.device
+    factor = 1 + (torch.rand(b, generator=generator).to(dev) * 2 - 1) * max_warp
+    source = (torch.arange(f, device=dev)[None] / factor[:, None]).clamp(max=f - 1)  # [B, F]
+    low = source.floor().long()
+    high = (low + 1).clamp(max=f - 1)
+    weight = (source - low)[:, None, :].to(feats.dtype)
+    gather = lambda index: torch.gather(feats, 2, index[:, None, :].expand(b, t, f))
+    return gather(low) * (1 - weight) + gather(high) * weight
+
+
 def greedy_texts(log_probs: torch.Tensor, frame_lengths: torch.Tensor, tokenizer: Tokenizer) -> list[str]:
     best = log_probs.argmax(-1).cpu()
     texts = []

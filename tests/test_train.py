@@ -14,8 +14,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from make_tone_model import WORDS, tone_speech
 
-from models.train import TrainConfig, load_weights, main, save_weight_shards
-from models.train_data import make_batches, read_manifest, spec_augment
+from models.train import TrainConfig, load_weights, lr_at, main, save_weight_shards
+from models.train_data import frequency_warp, make_batches, read_manifest, spec_augment
 
 
 def tone_manifest(directory: Path, n: int, seed: int) -> Path:
@@ -110,6 +110,28 @@ def test_spec_augment_masks_only_real_frames():
     assert changed.any() and changed.float().mean() < 0.5
     time_only = changed.all(dim=2)  # whole rows masked = time masks
     assert not time_only[1, 120:].any()  # never past the real length (+ mask width)
+
+
+def test_frequency_warp_moves_formants_both_ways_within_the_bound():
+    feats = torch.zeros(64, 5, 80)
+    feats[:, :, 40] = 1.0  # one formant at mel bin 40
+    assert torch.equal(frequency_warp(feats, 0.0), feats)
+    out = frequency_warp(feats, 0.15, torch.Generator().manual_seed(0))
+    centre = (out[:, 0] * torch.arange(80)).sum(1) / out[:, 0].sum(1)  # where each formant went
+    assert centre.min() < 38 and centre.max() > 42  # squeezed and stretched
+    assert (centre > 40 / 1.15 - 1).all() and (centre < 40 / 0.85 + 1).all()
+    assert out.min() >= 0 and out.max() <= 1  # interpolation, never extrapolation
+    assert torch.equal(out[:, 0], out[:, 4])  # the same warp on every frame of an utterance
+
+
+def test_a_restart_warms_up_to_the_schedule_not_past_it():
+    cfg = TrainConfig(lr=1e-3, min_lr=1e-5, warmup_steps=100, max_steps=10_000)
+    assert lr_at(0, cfg) == pytest.approx(1e-5, rel=0.02) and lr_at(99, cfg) == pytest.approx(1e-3, rel=0.01)
+    assert lr_at(10_000, cfg) == pytest.approx(1e-5)
+    mid = lr_at(6_000, cfg)  # the cosine, 60 % of the way down
+    assert lr_at(6_000, cfg, warmup_from=6_000) < mid / 50  # a fresh optimiser starts low ...
+    assert lr_at(6_099, cfg, warmup_from=6_000) == pytest.approx(lr_at(6_099, cfg))  # ... and meets the schedule
+    assert max(lr_at(s, cfg, warmup_from=6_000) for s in range(6_000, 6_200)) <= mid
 
 
 def test_manifest_paths_resolve_relative_to_the_manifest(manifests):
