@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import socket
+import subprocess
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,24 @@ from streaming.summaries import SummaryOptions
 
 TONE_MODEL = Path(__file__).parent / "data" / "tone_model"
 PAUSE = np.zeros(int(1.6 * SAMPLE_RATE), np.float32)  # longer than the 1.0 s endpoint rule
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Until a server subprocess accepts connections on `port` (fails at once if it exited)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError("server did not listen")
 
 
 def utterances(*texts: str) -> np.ndarray:

@@ -21,6 +21,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
+from server_fixtures import free_port
 from streaming.mqtt import MqttOptions, MqttPublisher
 
 MOSQUITTO = shutil.which("mosquitto", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"]))
@@ -33,12 +34,6 @@ def mosquitto_bin() -> str:
             pytest.fail("mosquitto is not installed; CI installs it with `make apt-test` (Makefile APT_TEST)")
         pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
     return MOSQUITTO
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Broker:

@@ -5,33 +5,14 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from server_fixtures import TONE_MODEL, s16le, utterances
+from server_fixtures import TONE_MODEL, free_port, s16le, utterances, wait_listening
 from streaming.store import NoteStore
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read()
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError("server did not listen")
 
 
 def test_kill_9_loses_no_final_the_client_saw(tmp_path):
