@@ -90,11 +90,26 @@ def test_beta_rewards_words(char_vocabulary):
 
 def test_finalize_adds_the_end_of_sentence_score(char_vocabulary):
     log_probs = frames(char_vocabulary, {"b": .45, "p": .45}, {"a": .9}, {"t": .9})
+    assert StreamingBeamSearch(char_vocabulary, DecoderOptions(), TableLM({"bat": -1.0, "pat": -1.5})
+                               ).decode(log_probs).text == "bat"  # without the end score, "bat" leads
     lm = TableLM({"bat": -1.0, "pat": -1.5}, end={"bat": -10.0})
     search = StreamingBeamSearch(char_vocabulary, DecoderOptions(), lm)
     search.advance(log_probs)
-    assert search.partial().text == "bat"  # before the end, "bat" leads
-    assert search.finalize().text == "pat"  # but sentences rarely end in "bat"
+    assert search.partial().text == "pat"  # the partial already shows what the final will be:
+    assert search.finalize().text == "pat"  # sentences rarely end in "bat"
+
+
+def test_the_partial_once_speech_stops_is_the_final(char_vocabulary):
+    """Partials rank hypotheses as the final does, so a caption is not rewritten a second after its
+    words, when the endpoint fires: the last partial before the final equals it, words and times."""
+    lm = TableLM({"bat": -1.0, "pat": -1.5, "a": -1.0}, end={"bat": -10.0})
+    log_probs = frames(char_vocabulary, {"a": .9}, {" ": .9}, {"b": .45, "p": .45}, {"a": .9}, {"t": .9},
+                       {BLANK: .95}, {BLANK: .95})
+    search = StreamingBeamSearch(char_vocabulary, DecoderOptions(), lm)
+    search.advance(log_probs)
+    partial = search.partial()
+    assert partial.text == "a pat"
+    assert partial == search.finalize()
 
 
 @pytest.fixture(scope="module")
