@@ -11,6 +11,7 @@ import abc
 import bisect
 import json
 from collections.abc import Hashable, Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from decoders.options import LN10, DecoderOptions
@@ -109,3 +110,13 @@ class KenLMLanguageModel(LanguageModel):
 
     def end_score(self, state: Hashable) -> float:
         return self._model.BaseScore(state, "</s>", self._kenlm.State()) * LN10
+
+
+def bundle_fusion(lm_dir: Path, use_lm: bool, options: DecoderOptions | None,
+                  frame_duration: float) -> tuple[KenLMLanguageModel | None, DecoderOptions]:
+    """A bundle's LM (None when `use_lm` is off or the bundle has no lm/) and the decoder options
+    for it: `options` if given, else the defaults with that LM's tuned alpha/beta; the frame
+    duration is always the acoustic model's."""
+    lm = KenLMLanguageModel.from_dir(lm_dir) if use_lm and Path(lm_dir).is_dir() else None
+    chosen = options or (tuned_options(lm_dir) if lm else DecoderOptions())
+    return lm, replace(chosen, frame_duration=frame_duration)

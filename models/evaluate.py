@@ -28,7 +28,7 @@ import soundfile as sf
 import soxr
 
 from decoders.beam_search import StreamingBeamSearch
-from decoders.language_model import FUSION_FILENAME, KenLMLanguageModel, tuned_options
+from decoders.language_model import FUSION_FILENAME, bundle_fusion
 from decoders.options import DecoderOptions
 from decoders.vocabulary import Vocabulary
 from models.bundle import load_bundle
@@ -70,10 +70,8 @@ class Evaluator:
         self.encoder = StreamingEncoder(self.bundle, options.precision, options.threads)
         cfg = self.bundle.config
         self.vocabulary = Vocabulary(self.bundle.tokenizer.tokens, cfg.blank_id)
-        lm_dir = self.bundle.path / "lm"
-        self.lm = KenLMLanguageModel.from_dir(lm_dir) if options.use_lm and lm_dir.is_dir() else None
-        decoder = options.decoder or (tuned_options(lm_dir) if self.lm else DecoderOptions())
-        self.decoder_options = replace(decoder, frame_duration=cfg.frame_duration)
+        self.lm, self.decoder_options = bundle_fusion(self.bundle.path / "lm", options.use_lm, options.decoder,
+                                                      cfg.frame_duration)
         self.torch_model = None
         if options.streaming_check and options.checkpoint:
             from models.export import load_checkpoint

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from decoders.beam_search import StreamingBeamSearch
 from decoders.hotwords import HotwordScorer
-from decoders.language_model import KenLMLanguageModel, tuned_options
+from decoders.language_model import bundle_fusion
 from decoders.options import DecoderOptions
 from decoders.vocabulary import Vocabulary
 from models.bundle import load_bundle
@@ -74,10 +74,8 @@ class Engine:
         cfg = self.bundle.config
         self.sample_rate, self.frame_duration, self.blank_id = cfg.sample_rate, cfg.frame_duration, cfg.blank_id
         self.vocabulary = Vocabulary(self.bundle.tokenizer.tokens, cfg.blank_id)
-        lm_dir = self.bundle.path / "lm"
-        self.lm = KenLMLanguageModel.from_dir(lm_dir) if options.use_lm and lm_dir.is_dir() else None
-        decoder = options.decoder or (tuned_options(lm_dir) if self.lm else DecoderOptions())
-        self.decoder_options = replace(decoder, frame_duration=cfg.frame_duration)
+        self.lm, self.decoder_options = bundle_fusion(self.bundle.path / "lm", options.use_lm, options.decoder,
+                                                      cfg.frame_duration)
         self.metrics = Metrics()
         self.store = NoteStore(options.db)
         self.batcher = EncoderBatcher(self.encoder, options.batch, self.metrics.on_batch)
