@@ -6,7 +6,9 @@
 Without --url it starts `steno serve` as a subprocess (so its CPU and memory are its own; its log goes
 to OUT/server.log). Each client sends audio in real time in `--frame-ms` frames and timestamps every
 send and every event. Without --audio, clients send tone speech (tests/make_tone_model.py), which a
-tone-trained model transcribes: words at known times, whatever the model's size.
+tone-trained model transcribes: words at known times, whatever the model's size. Either way there
+are 8 scripts, stream i sending script i mod 8: tone scripts of 8 seeds, or 8 rotations of the
+--audio file, each starting at a pause (the quietest 100 ms of its eighth of the file).
 
 Per word, measured on the client clock (Riva-style percentiles p50/p90/p95/p99):
 - partial latency: first event (partial or final) showing the word, minus the moment the audio of
@@ -62,6 +64,20 @@ def tone_script(seconds: float, seed: int) -> np.ndarray:
         parts += [tone_speech(" ".join(rng.choice(TONE_WORDS, rng.integers(1, 4)))), np.zeros(24000, np.float32)]
         total += len(parts[-2]) + len(parts[-1])
     return np.concatenate(parts)[: int(seconds * 16000)]
+
+
+def audio_scripts(samples: np.ndarray, rate: int, seconds: float, count: int = 8) -> list[np.ndarray]:
+    """`count` rotations of one recording, each `seconds` long and starting at the quietest 100 ms
+    of its k-th share of the file, so that streams sharing one file pause and end utterances at
+    different moments, as independent speakers would, instead of all hitting the endpoint at once."""
+    window = rate // 10
+    energy = np.convolve(samples.astype(np.float64) ** 2, np.ones(window), "valid")
+    share, scripts = len(samples) // count, []
+    for k in range(count):
+        lo = k * share
+        start = lo + int(np.argmin(energy[lo:lo + share])) + window // 2 if k else 0
+        scripts.append(np.resize(np.roll(samples, -start), int(seconds * rate)))
+    return scripts
 
 
 async def client(url: str, audio: np.ndarray, rate: int, frame_s: float, start_at: float) -> dict:
@@ -231,7 +247,7 @@ def main() -> None:
     chunk_s, frame_s = config.chunk_samples / config.sample_rate, args.frame_ms / 1000
     if args.audio:
         samples, rate = read_audio(args.audio)
-        audio = [np.resize(samples, int(args.seconds * rate))]
+        audio = audio_scripts(samples, rate, args.seconds)
     else:
         rate, audio = 16000, [tone_script(args.seconds, seed) for seed in range(8)]
     args.out.mkdir(parents=True, exist_ok=True)

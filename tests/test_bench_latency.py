@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 from server_fixtures import TONE_MODEL
+
+from bench.latency import audio_scripts
 
 ROOT = Path(__file__).parents[1]
 
@@ -31,3 +34,16 @@ def test_latency_bench_measures_every_stream(tmp_path):
         assert row["cpu_rtf"] > 0 and row["drain_ms_p95"] >= 0
     assert (tmp_path / "latency.png").stat().st_size > 10_000
     assert "Steno listening" in (tmp_path / "server.log").read_text()
+
+
+def test_streams_sharing_one_file_start_at_different_pauses():
+    rate, rng = 16000, np.random.default_rng(0)
+    parts = []  # 8 "utterances" of 1.5-3 s, each followed by a 0.8 s pause
+    for _ in range(8):
+        parts += [0.3 * rng.standard_normal(int(rng.uniform(1.5, 3.0) * rate)), np.zeros(int(0.8 * rate))]
+    samples = np.concatenate(parts).astype(np.float32)
+    scripts = audio_scripts(samples, rate, seconds=10)
+    assert len(scripts) == 8 and all(len(s) == 10 * rate for s in scripts)
+    assert len({s[: rate].tobytes() for s in scripts}) == 8  # eight different openings
+    for script in scripts[1:]:
+        assert not script[: rate // 20].any()  # each opens inside a pause, not mid-word
