@@ -7,7 +7,8 @@ does not depend on the weights; the torch model's eager streaming step on the sa
 beside the ONNX runtime, in the same process. RTF per stream = step time / (batch x chunk duration);
 a batch keeps up with real time while step time < chunk duration. The paced rows give the CPU a
 batch-1 step costs when calls come 100 ms apart, with onnxruntime's thread spinning off (as the
-runtime sets it) and on (its default). Also prints how far int8 drifts from fp32 on the same audio
+runtime sets it) and on (its default); the threads rows compare one onnxruntime thread against
+--threads at each batch size (the runtime runs batches of up to 8 on one thread). Also prints how far int8 drifts from fp32 on the same audio
 (on random weights that says little: the trained model's WER does).
 """
 from __future__ import annotations
@@ -34,21 +35,24 @@ def time_step(encoder: StreamingEncoder, batch: int, repeats: int, rng) -> float
     return float(np.median(times))
 
 
-def paced_cpu_ms(encoder: StreamingEncoder, threads: int, spinning: bool, steps: int, rng) -> float:
-    """CPU milliseconds per batch-1 step when steps come 100 ms apart, as a lightly loaded server
-    calls it: with spinning on, onnxruntime's idle workers keep burning CPU after each call."""
+def paced_step(encoder: StreamingEncoder, threads: int, spinning: bool, steps: int, rng,
+               batch: int = 1) -> tuple[float, float]:
+    """(CPU ms, wall ms) per step when steps come 100 ms apart, as a lightly loaded server calls
+    them: with spinning on, onnxruntime's idle workers keep burning CPU after each call."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(encoder.bundle.encoder_path("fp32")), session_options(threads, spinning),
                                    providers=["CPUExecutionProvider"])
-    feeds = {encoder.config.audio_input: (0.1 * rng.standard_normal((1, encoder.input_samples))).astype(np.float32)}
-    feeds |= {name: value[None] for name, value in encoder.new_stream().caches.items()}
+    feeds = {encoder.config.audio_input: (0.1 * rng.standard_normal((batch, encoder.input_samples))).astype(np.float32)}
+    feeds |= {name: np.stack([value] * batch) for name, value in encoder.new_stream().caches.items()}
     session.run(None, feeds)
-    cpu = time.process_time()
+    cpu, wall = time.process_time(), 0.0
     for _ in range(steps):
+        start = time.perf_counter()
         session.run(None, feeds)
+        wall += time.perf_counter() - start
         time.sleep(0.1)
-    return (time.process_time() - cpu) / steps * 1000
+    return (time.process_time() - cpu) / steps * 1000, wall / steps * 1000
 
 
 def int8_drift(fp32: StreamingEncoder, int8: StreamingEncoder, rng) -> dict[str, float]:
@@ -129,9 +133,17 @@ def main() -> None:
                       f"the fp32 ONNX time)")
         for spinning in (False, True):  # the runtime turns spinning off; this is what that saves
             key = f"paced_cpu_ms_spin_{'on' if spinning else 'off'}"
-            results[key] = paced_cpu_ms(encoders["fp32"], args.threads, spinning, args.repeats * 2, rng)
+            results[key], _ = paced_step(encoders["fp32"], args.threads, spinning, args.repeats * 2, rng)
             print(f"fp32 batch 1, one step per 100 ms, onnxruntime spinning {'on ' if spinning else 'off'}: "
                   f"{results[key]:.1f} CPU ms per step")
+        if args.threads > 1:  # where the runtime's one-thread session for small batches pays
+            print(f"fp32, one step per 100 ms: CPU ms / wall ms per step, 1 thread against {args.threads}")
+            for batch in batches:
+                one, many = (paced_step(encoders["fp32"], t, False, args.repeats * 2, rng, batch)
+                             for t in (1, args.threads))
+                results[f"paced_cpu_ratio_b{batch}"] = one[0] / many[0]
+                print(f"  batch {batch:>3}: 1 thread {one[0]:6.1f} / {one[1]:6.1f}   {args.threads} threads "
+                      f"{many[0]:6.1f} / {many[1]:6.1f}   CPU ratio {one[0] / many[0]:.2f}")
         drift = int8_drift(encoders["fp32"], encoders["int8"], rng)
         print("int8 vs fp32: " + ", ".join(f"{k} {v:.3f}" for k, v in drift.items()))
         speedup = results[f"rtf_fp32_b{batches[0]}"] / results[f"rtf_int8_b{batches[0]}"]

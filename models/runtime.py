@@ -42,17 +42,32 @@ def default_providers() -> list[str]:
 
 
 class StreamingEncoder:
+    """The bundle's encoder graph, stepped for a batch of streams at a time.
+
+    On CPU with `threads` > 1, batches of up to `single_thread_batch` streams run on a second,
+    one-thread session: for such small steps the hand-off to onnxruntime's worker costs more CPU
+    than the second core saves (measured: `python -m bench.encoder_rtf`, threads rows), and a
+    lightly loaded server makes only such steps.
+    """
+
     def __init__(self, bundle: Bundle, precision: str = "fp32", threads: int = 2,
-                 providers: list[str] | None = None):
+                 providers: list[str] | None = None, single_thread_batch: int = 8):
         self.bundle, self.config = bundle, bundle.config
         path = bundle.encoder_path(precision)
-        try:
-            self.session = ort.InferenceSession(str(path), session_options(threads),
-                                                providers=providers or default_providers())
-        except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable graphs
-            raise BundleError(f"{path}: onnxruntime cannot load it ({exc})") from None
+        providers = providers or default_providers()
+        self.session = self._load(path, threads, providers)
+        on_cpu_only = providers == ["CPUExecutionProvider"]
+        self.small_session = self._load(path, 1, providers) if threads > 1 and on_cpu_only else self.session
+        self.single_thread_batch = single_thread_batch
         self._check_graph(path)
         self._outputs = [self.config.log_probs_output] + [c.output for c in self.config.caches]
+
+    @staticmethod
+    def _load(path, threads: int, providers: list[str]) -> ort.InferenceSession:
+        try:
+            return ort.InferenceSession(str(path), session_options(threads), providers=providers)
+        except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable graphs
+            raise BundleError(f"{path}: onnxruntime cannot load it ({exc})") from None
 
     def _check_graph(self, path) -> None:
         cfg = self.config
@@ -111,7 +126,8 @@ class StreamingEncoder:
         feeds = {self.config.audio_input: chunks}
         for c in self.config.caches:
             feeds[c.name] = np.stack([s.caches[c.name] for s in streams])
-        log_probs, *new_caches = self.session.run(self._outputs, feeds)
+        session = self.small_session if len(streams) <= self.single_thread_batch else self.session
+        log_probs, *new_caches = session.run(self._outputs, feeds)
         for i, stream in enumerate(streams):
             for c, value in zip(self.config.caches, new_caches):
                 stream.caches[c.name] = value[i]

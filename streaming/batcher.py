@@ -1,9 +1,10 @@
 """Cross-stream dynamic batching: chunks from all live sessions share one ONNX call.
 
 Sessions `await batcher.encode(stream, chunk)`; one worker task takes whatever has queued (up to
-`max_batch`, waiting at most `max_wait_ms` for company after the first arrives), runs the encoder in
-a worker thread, and resolves each session's future. While a batch runs, the next one queues up, so
-under load batches grow by themselves. The event loop never runs inference.
+`max_batch`, waiting at most `max_wait_ms` for company after the first arrives, and not at all once
+every stream heard from in the last `active_s` is in the batch), runs the encoder in a worker
+thread, and resolves each session's future. While a batch runs, the next one queues up, so under
+load batches grow by themselves. The event loop never runs inference.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 class BatchOptions:
     max_batch: int = 32
     max_wait_ms: float = 5.0
+    active_s: float = 1.0          # a stream that sent a chunk this recently may join the batch
 
 
 class EncoderBatcher:
@@ -33,6 +35,7 @@ class EncoderBatcher:
         self._queue: asyncio.Queue = asyncio.Queue()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="encoder")
         self._task: asyncio.Task | None = None
+        self._last_seen: dict[int, float] = {}  # id(stream) -> monotonic time of its last chunk
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._worker(), name="encoder-batcher")
@@ -54,13 +57,22 @@ class EncoderBatcher:
         self._queue.put_nowait((stream, chunk, future))
         return await future
 
+    def _seen(self, batch: list) -> int:
+        """Streams that sent a chunk within `active_s` (those of `batch` marked as seen now)."""
+        now = time.monotonic()
+        for stream, _, _ in batch:
+            self._last_seen[id(stream)] = now
+        horizon = now - self.options.active_s
+        self._last_seen = {key: seen for key, seen in self._last_seen.items() if seen >= horizon}
+        return len(self._last_seen)
+
     async def _gather(self) -> list:
         batch = [await self._queue.get()]
         deadline = time.monotonic() + self.options.max_wait_ms / 1000
         while len(batch) < self.options.max_batch:
             if self._queue.empty():
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or len(batch) >= self._seen(batch):  # no one else is due: go now
                     break
                 try:  # asyncio.timeout: a cancel is never lost (see EventSender in server.py)
                     async with asyncio.timeout(remaining):

@@ -60,6 +60,8 @@ class Metrics:
         self.speaker_seconds = Histogram("steno_speaker_tag_seconds", "Speaker embedding + clustering "
                                          "of a final segment", registry=r,
                                          buckets=(.005, .01, .02, .05, .1, .2, .5, 1))
+        self.speaker_ahead = Counter("steno_speaker_embedded_ahead", "Finals whose speaker embedding ran "
+                                     "before the endpoint fired", registry=r)
 
     def on_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)
@@ -121,6 +123,11 @@ class Engine:
     async def run_speakers(self, fn, *args):
         """Speaker embedding + clustering: its own thread, so decoding never waits for it."""
         return await asyncio.get_running_loop().run_in_executor(self._speaker_pool, fn, *args)
+
+    def speakers_ahead(self, fn, *args) -> None:
+        """Queue speaker work nobody awaits (`fn` handles its own errors) on the speaker thread,
+        ahead of the tags queued after it."""
+        self._speaker_pool.submit(fn, *args)
 
     async def start(self) -> None:
         await self.batcher.start()

@@ -29,6 +29,7 @@ class SessionState:
     frames_done: int = 0           # encoder frames decoded this connection
     utterance_start: int = 0       # frame where the current utterance began
     last_partial: str = ""
+    ahead_span: tuple[float, float] | None = None  # span last sent to SessionSpeakers.embed_ahead
     pending: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
 
@@ -127,13 +128,31 @@ class Session:
         if decision == "reset":
             await self.engine.run_decoder(self._reset)
             return []
+        if self.speakers:
+            self._embed_ahead(partial)
         if partial.text != self.state.last_partial:
             self.state.last_partial = partial.text
-            base = self.state.time_offset + self.state.utterance_start * self.engine.frame_duration
+            base = self._utterance_base()
             return [self.event("partial", text=partial.text,
                                words=[{"word": w.text, "start": rounded(base + w.start), "end": rounded(base + w.end)}
                                       for w in partial.words])]
         return []
+
+    def _utterance_base(self) -> float:
+        """Where the current utterance starts on the session's timeline (word times add to it)."""
+        return self.state.time_offset + self.state.utterance_start * self.engine.frame_duration
+
+    def _embed_ahead(self, partial) -> None:
+        """Once speech pauses, embed the heard words' span in the speaker thread, so the final that
+        most likely follows (the partial after speech stops is the final) need not wait for it."""
+        silence = self.endpointer.state.trailing_silence * self.engine.frame_duration
+        if not partial.words or silence < self.speakers.tracker.options.ahead_silence_s:
+            return
+        base = self._utterance_base()
+        span = (rounded(base + partial.words[0].start), rounded(base + partial.words[-1].end))
+        if span != self.state.ahead_span:
+            self.state.ahead_span = span
+            self.engine.speakers_ahead(self.speakers.embed_ahead, *span)
 
     def _advance(self, log_probs: np.ndarray):
         """In the decoder thread: beam search, then the endpoint rules -> (decision, partial)."""
@@ -144,17 +163,16 @@ class Session:
         result = self.decoder.finalize()
         self.endpointer.reset()
         self.state.utterance_start = self.state.frames_done
-        self.state.last_partial = ""
+        self.state.last_partial, self.state.ahead_span = "", None
         return result
 
     async def _final(self) -> list[dict]:
-        began, start_frame = time.perf_counter(), self.state.utterance_start
+        began, base = time.perf_counter(), self._utterance_base()
         endpoint = {"rule": self.endpointer.rule,
                     "at": rounded(self.state.time_offset + self.state.frames_done * self.engine.frame_duration)}
         result = await self.engine.run_decoder(self._reset)
         if not result.text:
             return []
-        base = self.state.time_offset + start_frame * self.engine.frame_duration
         words = tuple(Word(w.text, rounded(base + w.start), rounded(base + w.end), round(w.confidence, 3))
                       for w in result.words)
         end_frame = self.state.frames_done
@@ -170,6 +188,8 @@ class Session:
             if tagging:
                 await asyncio.to_thread(self.speakers.persist, self.engine.store, self.session_id,
                                         segment.index, tagging)
+                if tagging.embedded_ahead:
+                    self.engine.metrics.speaker_ahead.inc()
             self.engine.metrics.speaker_seconds.observe(time.perf_counter() - tag_began)
         else:
             await stored

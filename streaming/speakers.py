@@ -25,7 +25,9 @@ sees live equals what the stored note gives (`share_of`).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -44,6 +46,7 @@ class SpeakerOptions:
     min_new_s: float = 2.0           # shorter spans never open one
     window_s: float = 1.5            # windows inside long segments
     history_s: float = 30.0          # model-rate audio kept to embed a final's span
+    ahead_silence_s: float = 0.5     # trailing silence at which a segment is embedded before its final
 
 
 @dataclass
@@ -85,6 +88,7 @@ class Tagging:
     turns: tuple[Turn, ...]
     merges: tuple[Merge, ...] = ()
     relabelled: tuple[tuple[int, str], ...] = ()   # earlier segments a merge moved: (index, label)
+    embedded_ahead: bool = False     # its windows were embedded before the final (embed_ahead)
 
 
 class OnlineClustering:
@@ -184,6 +188,12 @@ def window_bounds(n_samples: int, window: int) -> list[tuple[int, int]]:
     return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
 
 
+class Windows(NamedTuple):
+    bounds: list[tuple[int, int]]    # sample ranges within the span
+    embeddings: np.ndarray           # [windows, 256]
+    voiced: list[bool]
+
+
 class SpeakerTracker:
     """One session's speakers: tags each final's span, keeps labels and the talk-time share."""
 
@@ -194,12 +204,19 @@ class SpeakerTracker:
         self.labels: dict[int, str] = {}   # segment index -> label
         self.seconds: dict[str, float] = {}
 
-    def tag(self, audio: np.ndarray, start: float, index: int | None = None) -> Tagging:
-        """Label the span `audio` (model rate) that begins at `start` seconds."""
+    def windows(self, audio: np.ndarray) -> Windows:
+        """The span's windows and their embeddings: the model's share of tagging, and a pure
+        function of the audio (so it may run before the final, see `SessionSpeakers.embed_ahead`)."""
         window = int(self.options.window_s * self.rate)
         bounds = window_bounds(len(audio), window) if len(audio) >= 2 * window else [(0, len(audio))]
         embeddings = self.encoder.embed_many([audio[a:b] for a, b in bounds])  # one partial a window
-        voiced = [clip_rms(audio[a:b]) > SILENCE_RMS for a, b in bounds]
+        return Windows(bounds, embeddings, [clip_rms(audio[a:b]) > SILENCE_RMS for a, b in bounds])
+
+    def tag(self, audio: np.ndarray, start: float, index: int | None = None,
+            windows: Windows | None = None) -> Tagging:
+        """Label the span `audio` (model rate) that begins at `start` seconds (`windows`: those of
+        `audio`, when already embedded)."""
+        bounds, embeddings, voiced = windows or self.windows(audio)
         runs = self._runs(embeddings, voiced) if len(bounds) > 1 else [(0, 1, embeddings[0])]
         turns, merges = [], []
         for first, last, embedding in runs:
@@ -273,9 +290,12 @@ class SessionSpeakers:
     """One session's speaker tagging: the recent audio, the tracker, store writes, event fields.
 
     `tag` runs in the engine's speaker thread (embedding + clustering, never on the event loop);
-    `persist` in a store thread. A resumed session keeps its stored labels and share, and numbers
-    new speakers after the stored ones (clusters are not persisted: a returning voice gets a new
-    label)."""
+    `persist` in a store thread. So that a final does not wait for the model, `embed_ahead`
+    embeds the span of the words heard so far once speech has paused (`ahead_silence_s`), in the
+    speaker thread, before the endpoint fires; `tag` reuses those windows when the final's span
+    is the same (the embedding is a function of the audio alone, so the labels are the same as
+    without it). A resumed session keeps its stored labels and share, and numbers new speakers
+    after the stored ones (clusters are not persisted: a returning voice gets a new label)."""
 
     def __init__(self, encoder, options: SpeakerOptions, time_offset: float = 0.0, stored=()):
         self.tracker = SpeakerTracker(encoder, options)
@@ -290,20 +310,41 @@ class SessionSpeakers:
                 tail = seg.speaker.rsplit(" ", 1)[-1]
                 numbers.append(int(tail) if tail.isdigit() else 0)
         self.tracker.clustering._next_number = max(numbers) + 1
+        self.ahead: tuple[tuple[int, int], Windows] | None = None   # (span, its windows)
+        self._lock = threading.Lock()  # embed_ahead and tag may run in different speaker threads
 
     def append(self, samples: np.ndarray) -> None:
         """Model-rate samples of this connection, in order (the same ones the encoder gets)."""
         self.history.append(samples)
 
+    def span(self, start: float, end: float) -> tuple[int, int]:
+        """Sample range of [start, end) seconds on the session's timeline."""
+        return (int(round((start - self.time_offset) * self.rate)),
+                int(round((end - self.time_offset) * self.rate)))
+
+    def embed_ahead(self, start: float, end: float) -> None:
+        """Embed [start, end) now, for the final that will most likely have this span."""
+        try:
+            with self._lock:
+                span = self.span(start, end)
+                audio = self.history.span(*span)
+                if len(audio) >= self.rate // 10:
+                    self.ahead = span, self.tracker.windows(audio)
+        except Exception:
+            log.exception("speaker embedding ahead of a final failed")
+
     def tag(self, segment) -> Tagging | None:
         """The segment's speakers (None when its audio is gone or the model fails)."""
         try:
-            a = int(round((segment.start - self.time_offset) * self.rate))
-            b = int(round((segment.end - self.time_offset) * self.rate))
-            audio = self.history.span(a, b)
-            if len(audio) < self.rate // 10:
-                return None
-            return self.tracker.tag(audio, segment.start, segment.index)
+            with self._lock:
+                span = self.span(segment.start, segment.end)
+                ahead, self.ahead = self.ahead, None
+                audio = self.history.span(*span)
+                if len(audio) < self.rate // 10:
+                    return None
+                windows = ahead[1] if ahead is not None and ahead[0] == span else None
+                tagging = self.tracker.tag(audio, segment.start, segment.index, windows)
+                return replace(tagging, embedded_ahead=windows is not None)
         except Exception:
             log.exception("speaker tagging of segment %s failed", segment.index)
             return None

@@ -103,3 +103,19 @@ def test_runtime_imports_no_torch():
     code = ("import sys, models.runtime, models.bundle, models.tokenizer; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_small_batches_on_the_one_thread_session_match_the_pooled_session(small_bundle):
+    """Batches up to single_thread_batch go to a one-thread session: same weights, same numbers."""
+    encoder = StreamingEncoder(load_bundle(small_bundle), threads=2, providers=["CPUExecutionProvider"],
+                               single_thread_batch=1)
+    assert encoder.small_session is not encoder.session
+    assert StreamingEncoder(load_bundle(small_bundle), threads=1).small_session.get_session_options() \
+        .intra_op_num_threads == 1
+    rng = np.random.default_rng(3)
+    chunks = (0.1 * rng.standard_normal((3, 2, encoder.input_samples))).astype(np.float32)
+    alone, paired = encoder.new_stream(), [encoder.new_stream(), encoder.new_stream()]
+    for step in chunks:  # stream 0 of the pair gets what the lone stream gets
+        one = encoder.step([alone], step[:1])           # batch 1: the one-thread session
+        two = encoder.step(paired, step)                # batch 2: the pooled session
+        assert np.abs(one[0] - two[0]).max() <= 1e-5

@@ -17,7 +17,14 @@ def get(url: str) -> str:
         return response.read().decode()
 
 
+def embedded_ahead(server) -> float:
+    metrics = get(server.http("/metrics"))
+    return sum(float(line.split()[-1]) for line in metrics.splitlines()
+               if line.startswith("steno_speaker_embedded_ahead_total"))
+
+
 def test_finals_carry_speakers_and_share_events_follow(shared_server):
+    ahead_before = embedded_ahead(shared_server)
     events = asyncio.run(converse(shared_server.url(), utterances("hello world", "speech model", "notes")))
     assert finals(events) == ["hello world", "speech model", "notes"]
     kinds = [e["type"] for e in events]
@@ -34,6 +41,8 @@ def test_finals_carry_speakers_and_share_events_follow(shared_server):
     note = get(shared_server.http(f"/v1/notes/{session}.md"))
     assert f"**{final_events[0]['speaker']}**" in note and "Speakers:" in note
     assert f"[{final_events[0]['speaker']}]" in get(shared_server.http(f"/v1/notes/{session}.srt"))
+    # the pause before each endpoint let the speaker thread embed the span before the final came
+    assert embedded_ahead(shared_server) - ahead_before == len(final_events)
 
 
 def test_speakers_off_and_bad_speaker_options(shared_server):

@@ -185,6 +185,38 @@ def test_session_speakers_persist_labels_and_merges_to_the_store():
     assert resumed.tracker.clustering._next_number == 2 and resumed.share_fields()["total"] == 13.0
 
 
+class CountingEncoder(FakeEncoder):
+    def __init__(self, table: np.ndarray):
+        super().__init__(table)
+        self.calls = 0
+
+    def embed_many(self, clips):
+        self.calls += 1
+        return super().embed_many(clips)
+
+
+def test_embedding_ahead_of_the_final_is_reused_only_for_the_same_span():
+    table = voices(2)
+    segments = [Segment(0, 0.0, 2.5, "first"), Segment(1, 3.0, 5.5, "second")]
+    plain_encoder, ahead_encoder = CountingEncoder(table), CountingEncoder(table)
+    plain, ahead = SessionSpeakers(plain_encoder, OPTIONS), SessionSpeakers(ahead_encoder, OPTIONS)
+    for speakers in (plain, ahead):
+        speakers.append(np.concatenate([clip(0, 3.0), clip(1, 3.0)]))
+    expected = [plain.tag(s) for s in segments]
+    assert plain_encoder.calls == 2 and not any(t.embedded_ahead for t in expected)
+
+    ahead.embed_ahead(0.0, 2.5)          # the partial's span = the final's: embedded once
+    assert ahead_encoder.calls == 1
+    first = ahead.tag(segments[0])
+    assert ahead_encoder.calls == 1 and first.embedded_ahead
+    assert replace(first, embedded_ahead=False) == expected[0]
+
+    ahead.embed_ahead(3.0, 5.0)          # the final grew past the partial: embedded again
+    second = ahead.tag(segments[1])
+    assert ahead_encoder.calls == 3 and not second.embedded_ahead
+    assert second == expected[1] and ahead.ahead is None
+
+
 def test_start_options_for_speakers():
     options = parse_start({"type": "start", "speakers": False, "max_speakers": 3, "speaker_threshold": 0.4},
                           StartOptions())
