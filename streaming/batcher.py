@@ -54,15 +54,13 @@ class EncoderBatcher:
         if self._task is None or self._task.done():
             raise RuntimeError("encoder batcher is not running")
         future = asyncio.get_running_loop().create_future()
+        self._last_seen[id(stream)] = time.monotonic()
         self._queue.put_nowait((stream, chunk, future))
         return await future
 
-    def _seen(self, batch: list) -> int:
-        """Streams that sent a chunk within `active_s` (those of `batch` marked as seen now)."""
-        now = time.monotonic()
-        for stream, _, _ in batch:
-            self._last_seen[id(stream)] = now
-        horizon = now - self.options.active_s
+    def _active(self) -> int:
+        """Streams that sent a chunk within `active_s`."""
+        horizon = time.monotonic() - self.options.active_s
         self._last_seen = {key: seen for key, seen in self._last_seen.items() if seen >= horizon}
         return len(self._last_seen)
 
@@ -72,7 +70,7 @@ class EncoderBatcher:
         while len(batch) < self.options.max_batch:
             if self._queue.empty():
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or len(batch) >= self._seen(batch):  # no one else is due: go now
+                if remaining <= 0 or len(batch) >= self._active():  # no one else is due: go now
                     break
                 try:  # asyncio.timeout: a cancel is never lost (see EventSender in server.py)
                     async with asyncio.timeout(remaining):
