@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from decoders.results import Transcript
 from streaming.audio import StreamResampler
 from streaming.endpoint import Endpointer
 from streaming.engine import Engine
@@ -31,6 +32,14 @@ class SessionState:
     last_partial: str = ""
     ahead_span: tuple[float, float] | None = None  # span last sent to SessionSpeakers.embed_ahead
     pending: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+
+
+@dataclass(frozen=True)
+class ClosedUtterance:
+    transcript: Transcript
+    base: float                    # where it began on the session's timeline, seconds
+    rule: str                      # the endpoint rule that closed it
+    at: float                      # the session time at which it closed
 
 
 class Session:
@@ -121,13 +130,13 @@ class Session:
     async def _decode(self, log_probs: np.ndarray) -> list[dict]:
         if not len(log_probs):
             return []
-        decision, partial = await self.engine.run_decoder(self._advance, log_probs)
-        self.state.frames_done += len(log_probs)
+        began = time.perf_counter()
+        decision, result = await self.engine.run_decoder(self._advance, log_probs)
         if decision == "final":
-            return await self._final()
+            return await self._final(result, began)
         if decision == "reset":
-            await self.engine.run_decoder(self._reset)
             return []
+        partial = result
         if self.speakers:
             self._embed_ahead(partial)
         if partial.text != self.state.last_partial:
@@ -154,31 +163,41 @@ class Session:
             self.state.ahead_span = span
             self.engine.speakers_ahead(self.speakers.embed_ahead, *span)
 
-    def _advance(self, log_probs: np.ndarray):
-        """In the decoder thread: beam search, then the endpoint rules -> (decision, partial)."""
+    def _advance(self, log_probs: np.ndarray) -> tuple[str | None, Transcript | ClosedUtterance]:
+        """In the decoder thread: beam search, then the endpoint rules -> (decision, the partial or,
+        on a final or reset, the closed utterance). Closing in the same call spares a final a
+        second wait behind the other streams' chunks in the decoder queue."""
         self.decoder.advance(log_probs)
-        return self.endpointer.update(log_probs), self.decoder.partial()
+        decision = self.endpointer.update(log_probs)
+        self.state.frames_done += len(log_probs)
+        if decision is None:
+            return None, self.decoder.partial()
+        return decision, self._close_utterance()
 
-    def _reset(self):
-        result = self.decoder.finalize()
+    def _close_utterance(self) -> ClosedUtterance:
+        """In the decoder thread: end the current utterance and start the next one."""
+        state = self.state
+        closed = ClosedUtterance(self.decoder.finalize(), self._utterance_base(), self.endpointer.rule,
+                                 rounded(state.time_offset + state.frames_done * self.engine.frame_duration))
         self.endpointer.reset()
-        self.state.utterance_start = self.state.frames_done
-        self.state.last_partial, self.state.ahead_span = "", None
-        return result
+        state.utterance_start = state.frames_done
+        state.last_partial, state.ahead_span = "", None
+        return closed
 
-    async def _final(self) -> list[dict]:
-        began, base = time.perf_counter(), self._utterance_base()
-        endpoint = {"rule": self.endpointer.rule,
-                    "at": rounded(self.state.time_offset + self.state.frames_done * self.engine.frame_duration)}
-        result = await self.engine.run_decoder(self._reset)
+    async def _final(self, closed: ClosedUtterance | None = None, began: float | None = None) -> list[dict]:
+        """The `final` of a closed utterance (closed here at the end of audio), committed first."""
+        began = time.perf_counter() if began is None else began
+        if closed is None:
+            closed = await self.engine.run_decoder(self._close_utterance)
+        result, base = closed.transcript, closed.base
+        endpoint = {"rule": closed.rule, "at": closed.at}
         if not result.text:
             return []
         words = tuple(Word(w.text, rounded(base + w.start), rounded(base + w.end), round(w.confidence, 3))
                       for w in result.words)
-        end_frame = self.state.frames_done
         segment = Segment(index=self.state.segments, text=result.text,
                           start=words[0].start if words else rounded(base),
-                          end=words[-1].end if words else rounded(self.state.time_offset + end_frame * self.engine.frame_duration),
+                          end=words[-1].end if words else closed.at,
                           words=words)
         stored = asyncio.to_thread(self.engine.store.add_segment, self.session_id, segment)
         tagging = None

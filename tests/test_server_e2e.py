@@ -37,6 +37,29 @@ def test_partials_then_finals_with_the_spoken_text(shared_server):
     assert events[-1]["segments"] == 2
 
 
+def test_an_endpoint_final_is_closed_in_the_decoder_call_of_its_chunk(server_factory):
+    """Under load the decoder thread is a queue shared by every stream: a final that took a second
+    trip through it would wait behind the other streams' chunks twice."""
+    server = server_factory()
+    engine, calls = server.server.engine, {"decoder": 0, "chunks": 0}
+    run_decoder, encode = engine.run_decoder, engine.batcher.encode
+
+    async def counted_decoder(fn, *args):
+        calls["decoder"] += 1
+        return await run_decoder(fn, *args)
+
+    async def counted_encode(stream, chunk):
+        calls["chunks"] += 1
+        return await encode(stream, chunk)
+
+    engine.run_decoder, engine.batcher.encode = counted_decoder, counted_encode
+    events = asyncio.run(converse(server.url(), utterances("hello world", "speech model")))
+    rules = [e["endpoint"]["rule"] for e in events if e["type"] == "final"]
+    assert finals(events) == ["hello world", "speech model"] and rules == ["silence", "silence"]
+    # one call per chunk, plus the close at the end of audio: none extra for the two endpoint finals
+    assert calls["decoder"] == calls["chunks"] + 1
+
+
 def test_concurrent_sessions_give_the_same_text_as_one_alone(shared_server):
     texts = ["quick brown fox", "lazy dog", "meeting notes", "stream batch model"]
     audio = [utterances(t, "final topic") for t in texts]
