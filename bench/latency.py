@@ -16,7 +16,8 @@ Per word, measured on the client clock (Riva-style percentiles p50/p90/p95/p99):
   beyond the chunk: p95 <= chunk + 300 ms.
 - final latency: the final, minus the moment the endpoint could fire: the audio through the end of
   the chunk in which the server's endpoint rule fired (the final's `endpoint.at`) had been sent.
-Per run: server CPU-RTF (server CPU seconds / audio seconds, per stream), CPU %, RSS growth per
+Per run: server CPU-RTF (server CPU seconds / audio seconds, per stream) in all and per thread
+group (event loop, encoder, decoder, speakers, topics, ...; Linux), CPU %, RSS growth per
 stream, the clients' own CPU % (on one machine they share its cores), late frames (a send more than
 one frame behind its schedule: the client or server could not keep up), the drain lag (last audio
 sent to the last `final`: a server that fell behind shows it here) and the note lag (to the `note`
@@ -175,15 +176,38 @@ async def run_load(url: str, streams: int, audio: list[np.ndarray], rate: int, f
                                   for i in range(streams)))
 
 
+def thread_cpu(server: psutil.Process | None) -> dict[str, float]:
+    """Server CPU seconds per thread group: the event loop ("main"), the named worker pools
+    (streaming/threads.py: encoder, decoder, speakers, topics, summaries, io) and "other"
+    (onnxruntime's and uvloop's own threads). Linux only ({} elsewhere)."""
+    groups: dict[str, float] = {}
+    if server is None:
+        return groups
+    for thread in server.threads():
+        if thread.id == server.pid:
+            name = "main"
+        else:
+            try:
+                name = Path(f"/proc/{server.pid}/task/{thread.id}/comm").read_text().strip()
+            except OSError:  # not Linux, or the thread just ended
+                continue
+            base, _, index = name.rpartition("_")
+            name = base if base and index.isdigit() else "other"
+        groups[name] = groups.get(name, 0.0) + thread.user_time + thread.system_time
+    return groups
+
+
 def measure(url: str, server: psutil.Process | None, streams: int, audio: list[np.ndarray], rate: int,
             frame_s: float, chunk_s: float) -> dict:
     rss_before = server.memory_info().rss if server else 0
     cpu_before = sum(server.cpu_times()[:2]) if server else 0.0
+    threads_before = thread_cpu(server)
     began, client_cpu = time.monotonic(), time.process_time()
     results = asyncio.run(run_load(url, streams, audio, rate, frame_s))
     wall, client_cpu = time.monotonic() - began, time.process_time() - client_cpu
     cpu = sum(server.cpu_times()[:2]) - cpu_before if server else float("nan")
     rss_after = server.memory_info().rss if server else 0
+    threads_after = thread_cpu(server)
     partial, final, note_lags, drain_lags = [], [], [], []
     for result in results:
         p, f = word_latencies(result, frame_s)
@@ -198,6 +222,8 @@ def measure(url: str, server: psutil.Process | None, streams: int, audio: list[n
     frames = sum(r["frames"] for r in results)
     row = {"streams": streams, "words": len(partial), "partial_ms": percentiles(partial),
            "final_ms": percentiles(final), "cpu_rtf": cpu / audio_s, "cpu_percent": 100 * cpu / wall,
+           "cpu_rtf_by_thread": {name: (seconds - threads_before.get(name, 0.0)) / audio_s
+                                 for name, seconds in sorted(threads_after.items())},
            "client_cpu_percent": 100 * client_cpu / wall,
            "rss_mb_per_stream": (rss_after - rss_before) / 2 ** 20 / streams, "late_frames": late,
            "frames": frames, "drain_ms_p95": float(np.percentile(drain_lags, 95)) * 1000,
@@ -270,6 +296,8 @@ def main() -> None:
                       f"late={row['late_frames']}/{row['frames']} drain_p95={row['drain_ms_p95']:.0f} ms "
                       f"note_lag_p95={row['note_lag_ms_p95']:.0f} ms unfinished={row['unfinished']} "
                       f"realtime={row['realtime']}", flush=True)
+                print("  cpu_rtf by thread: " + " ".join(f"{name}={value:.4f}" for name, value
+                                                         in row["cpu_rtf_by_thread"].items()), flush=True)
         finally:
             if proc:  # a graceful stop waits for the sessions' last summaries; never leave it running
                 proc.terminate()

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from models.runtime import EncoderStream, StreamingEncoder
+from streaming.threads import named_pool
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class EncoderBatcher:
         self.encoder, self.options = encoder, options
         self.on_batch = on_batch  # callback(batch_size, seconds) for metrics
         self._queue: asyncio.Queue = asyncio.Queue()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="encoder")
+        self._executor = named_pool("encoder")
         self._task: asyncio.Task | None = None
         self._last_seen: dict[int, float] = {}  # id(stream) -> monotonic time of its last chunk
 

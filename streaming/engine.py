@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from streaming.speakers import SessionSpeakers, SpeakerOptions
 from streaming.store import NoteStore
 from streaming.summaries import SessionTopics, SummaryOptions, TopicService
 from streaming.topics import TopicOptions
+from streaming.threads import named_pool
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +83,9 @@ class Engine:
         self.store = NoteStore(options.db)
         self.batcher = EncoderBatcher(self.encoder, options.batch, self.metrics.on_batch)
         self.mqtt = MqttPublisher(options.mqtt) if options.mqtt else None
-        self._decode_pool = ThreadPoolExecutor(1, thread_name_prefix="decoder")
+        self._decode_pool = named_pool("decoder")
         self.speaker_encoder = self._load_speaker_encoder()
-        self._speaker_pool = ThreadPoolExecutor(1, thread_name_prefix="speakers")
+        self._speaker_pool = named_pool("speakers")
         self.topics = TopicService(options.summaries, options.topics)  # embedder and LLM load lazily
         self.listeners: list = []  # callables (session_id, event), e.g. the server's watchers
 
@@ -130,6 +131,8 @@ class Engine:
         self._speaker_pool.submit(fn, *args)
 
     async def start(self) -> None:
+        # asyncio.to_thread (the store's commits) runs on the loop's default pool: name its threads too
+        asyncio.get_running_loop().set_default_executor(named_pool("io", min(32, (os.cpu_count() or 1) + 4)))
         await self.batcher.start()
         if self.mqtt:
             await self.mqtt.start()

@@ -20,13 +20,13 @@ import contextlib
 import logging
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from models.llm import (ExtractiveSummarizer, LocalLLM, OpenAICompatibleLLM, RollingSummarizer, Summarizer,
                         Summary)
 from streaming.store import NoteStore, Segment
 from streaming.topics import ClosedTopic, TopicOptions, TopicTracker
+from streaming.threads import named_pool
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,8 @@ class TopicService:
                  embedder=None, backend: Summarizer | None = None):
         self.options, self.topic_options = options, topic_options
         self._embedder, self._backend = embedder, backend
-        self._embed_pool = ThreadPoolExecutor(1, thread_name_prefix="topics")
-        self._llm_pool = ThreadPoolExecutor(1, thread_name_prefix="summaries", initializer=_lower_priority)
+        self._embed_pool = named_pool("topics")
+        self._llm_pool = named_pool("summaries", initializer=_lower_priority)
         self._lock = threading.Lock()
         self._rolling: RollingSummarizer | None = None
         self.pending = 0

@@ -32,6 +32,10 @@ def test_latency_bench_measures_every_stream(tmp_path):
         assert row["unfinished"] == 0 and row["frames"] == row["streams"] * 60
         assert row["words"] > 0 and 0 < row["partial_ms"]["p50"] < 5000  # words were heard, on a sane clock
         assert row["cpu_rtf"] > 0 and row["drain_ms_p95"] >= 0
+        by_thread = row["cpu_rtf_by_thread"]  # the worker pools are told apart by their OS names
+        assert {"main", "encoder", "decoder", "io"} <= set(by_thread), by_thread
+        assert by_thread["encoder"] > 0 and by_thread["decoder"] > 0
+        assert sum(by_thread.values()) <= row["cpu_rtf"] * 1.05 + 1e-3  # a breakdown of the whole
     assert (tmp_path / "latency.png").stat().st_size > 10_000
     assert "Steno listening" in (tmp_path / "server.log").read_text()
 
