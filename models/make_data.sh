@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Rebuild the embedded model's data (models/TRAINING.md) in D (default /work/data/steno): the same
+# corpus, seeds and sets every session, since /work/data does not survive a change of machine.
+# Needs `make corpus-deps synth-deps` and the dev install (piper). Resumable: `steno synth`
+# appends to its manifest and skips what is there, so rerunning after a kill continues.
+# ~16 minutes on 2 cores.
+set -euo pipefail
+D=${1:-/work/data/steno}
+WORKERS=${WORKERS:-2}
+STENO=${STENO:-.venv/bin/steno}
+mkdir -p "$D/synth"
+[ -f "$D/corpus/train.txt" ] || "$STENO" corpus build -o "$D/corpus"
+S="$D/synth"
+T="$D/corpus/train.txt"
+H="$D/corpus/heldout.txt"
+# held out: unseen voices (festival, flite kal/slt) reading unseen text
+"$STENO" synth "$S/eval.jsonl" --split eval --texts "$H" --hours 1 --augment-scale 0 --workers "$WORKERS"
+"$STENO" synth "$S/valid.jsonl" --split eval --texts "$H" --hours 0.3 --seed 1 --workers "$WORKERS"
+# training: espeak/mbrola/flite 7.8 h, piper 1.8 h, a second espeak/mbrola/flite draw 6.9 h
+"$STENO" synth "$S/train.jsonl" --texts "$T" --hours 9 --families espeak mbrola flite --workers "$WORKERS"
+"$STENO" synth "$S/piper.jsonl" --texts "$T" --hours 2.2 --seed 2 --families piper --workers "$WORKERS"
+"$STENO" synth "$S/seed5.jsonl" --texts "$T" --hours 8 --seed 5 --families espeak mbrola flite --workers "$WORKERS"
+cat "$S/train.jsonl" "$S/piper.jsonl" "$S/seed5.jsonl" > "$S/all5.jsonl"
+# the fusion-tuning set: validation items whose text is not in the eval set
+python3 - "$S" <<'EOF'
+import json, sys
+from pathlib import Path
+s = Path(sys.argv[1])
+eval_texts = {json.loads(line)["text"] for line in (s / "eval.jsonl").open()}
+dev = [line for line in (s / "valid.jsonl").open() if json.loads(line)["text"] not in eval_texts]
+(s / "dev.jsonl").write_text("".join(dev))
+print(f"dev.jsonl: {len(dev)} items")
+EOF
+wc -l "$S"/*.jsonl
