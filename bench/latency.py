@@ -179,7 +179,7 @@ async def run_load(url: str, streams: int, audio: list[np.ndarray], rate: int, f
 def thread_cpu(server: psutil.Process | None) -> dict[str, float]:
     """Server CPU seconds per thread group: the event loop ("main"), the named worker pools
     (streaming/threads.py: encoder, decoder, speakers, topics, summaries, io) and "other"
-    (onnxruntime's and uvloop's own threads). Linux only ({} elsewhere)."""
+    (threads made by libraries: onnxruntime's and OpenBLAS's workers, uvloop's). Linux only ({} elsewhere)."""
     groups: dict[str, float] = {}
     if server is None:
         return groups
