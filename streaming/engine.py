@@ -8,7 +8,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from threadpoolctl import threadpool_limits
 
 from decoders.beam_search import StreamingBeamSearch
 from decoders.hotwords import HotwordScorer
@@ -24,7 +23,7 @@ from streaming.speakers import SessionSpeakers, SpeakerOptions
 from streaming.store import NoteStore
 from streaming.summaries import SessionTopics, SummaryOptions, TopicService
 from streaming.topics import TopicOptions
-from streaming.threads import named_pool
+from streaming.threads import BlasOnOneThread, named_pool
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +86,7 @@ class Engine:
         self._decode_pool = named_pool("decoder")
         self.speaker_encoder = self._load_speaker_encoder()
         self._speaker_pool = named_pool("speakers")
-        self._blas_limits = None  # set by start(), undone by close()
+        self._holds_blas = False  # BlasOnOneThread, from start() to close()
         self.topics = TopicService(options.summaries, options.topics)  # embedder and LLM load lazily
         self.listeners: list = []  # callables (session_id, event), e.g. the server's watchers
 
@@ -135,12 +134,8 @@ class Engine:
     async def start(self) -> None:
         # asyncio.to_thread (the store's commits) runs on the loop's default pool: name its threads too
         asyncio.get_running_loop().set_default_executor(named_pool("io", min(32, (os.cpu_count() or 1) + 4)))
-        # numpy's OpenBLAS keeps a worker per core that spins after each matrix product (the speaker
-        # front-end's mel products): at one speaker-tagged stream those workers took 0.0147 of a core
-        # per second of audio, a third of the server's CPU, and the speaker thread did not get slower
-        # without them (bench.latency's "other" threads; bench/RESULTS.md). The server's own pools share
-        # out the cores instead.
-        self._blas_limits = threadpool_limits(1, user_api="blas")
+        BlasOnOneThread.acquire()
+        self._holds_blas = True
         await self.batcher.start()
         if self.mqtt:
             await self.mqtt.start()
@@ -153,8 +148,9 @@ class Engine:
         self._speaker_pool.shutdown(wait=True)
         self.topics.close()
         self.store.close()
-        if self._blas_limits is not None:
-            self._blas_limits.restore_original_limits()
+        if self._holds_blas:
+            BlasOnOneThread.release()
+            self._holds_blas = False
 
     def new_decoder(self, hotwords: tuple[str, ...] = ()) -> StreamingBeamSearch:
         """A search per stream; the LM (read-only, used from the decoder thread) is shared."""

@@ -10,10 +10,12 @@ def blas_threads() -> set[int]:
     return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
 
 
-def test_a_running_server_keeps_blas_on_one_thread(server_factory):  # noqa: F811
+def test_running_servers_keep_blas_on_one_thread_until_the_last_stops(server_factory):  # noqa: F811
     before = blas_threads()
     assert before, "numpy's BLAS is not visible to threadpoolctl"
-    server = server_factory()
+    first, second = server_factory(), server_factory()
     assert blas_threads() == {1}
-    server.close()
+    first.close()
+    assert blas_threads() == {1}  # the second still runs
+    second.close()
     assert blas_threads() == before
