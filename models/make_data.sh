@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Rebuild the embedded model's data (models/TRAINING.md) in D (default /work/data/steno): the same
 # corpus, seeds and sets every session, since /work/data does not survive a change of machine.
-# Needs `make corpus-deps synth-deps` and the dev install (piper). Resumable: `steno synth`
+# Needs `make corpus-deps synth-deps` and the dev install (piper, kokoro). Resumable: `steno synth`
 # appends to its manifest and skips what is there, so rerunning after a kill continues.
-# ~16 minutes on 2 cores.
+# ~16 minutes on 2 cores, plus ~35 core-minutes for the kokoro draw (Kokoro-82M runs at ~0.5 RTF).
 set -euo pipefail
 D=${1:-/work/data/steno}
 WORKERS=${WORKERS:-2}
@@ -21,6 +21,9 @@ H="$D/corpus/heldout.txt"
 "$STENO" synth "$S/piper.jsonl" --texts "$T" --hours 2.2 --seed 2 --families piper --workers "$WORKERS"
 "$STENO" synth "$S/seed5.jsonl" --texts "$T" --hours 8 --seed 5 --families espeak mbrola flite --workers "$WORKERS"
 cat "$S/train.jsonl" "$S/piper.jsonl" "$S/seed5.jsonl" > "$S/all5.jsonl"
+# the eighth session's kokoro draw (500 items, 0.71 h), listed twice in all6 to weigh its voices up
+"$STENO" synth "$S/kokoro.jsonl" --texts "$T" --hours 0.6343 --seed 9 --families kokoro --workers "$WORKERS"
+cat "$S/all5.jsonl" "$S/kokoro.jsonl" "$S/kokoro.jsonl" > "$S/all6.jsonl"
 # the fusion-tuning set: validation items whose text is not in the eval set
 python3 - "$S" <<'EOF'
 import json, sys
