@@ -12,7 +12,6 @@ worker needs English phonemes and one thread.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 from functools import cache
@@ -71,26 +70,25 @@ def _model():
     return session, vocab, styles
 
 
-def style_for(voice: str, seed: str, styles: dict[str, np.ndarray]) -> np.ndarray:
-    """The (510, 1, 256) style table of a named voice, or for BLEND a Dirichlet mixture seeded by `seed`."""
+def style_for(voice: str, rng: np.random.Generator, styles: dict[str, np.ndarray]) -> np.ndarray:
+    """The (510, 1, 256) style table of a named voice, or for BLEND a Dirichlet mixture drawn from `rng`."""
     if voice != BLEND:
         return styles[voice]
-    rng = np.random.default_rng(int.from_bytes(hashlib.sha1(seed.encode()).digest()[:4], "big"))
     weights = rng.dirichlet(np.full(len(VOICES), 0.6))
     return sum(w * styles[v] for w, v in zip(weights, VOICES))
 
 
-def render(text: str, voice: str, speed: float = 1.0, seed: str = "",
+def render(text: str, voice: str, speed: float, rng: np.random.Generator,
            env: dict | None = None) -> tuple[np.ndarray, int]:
     """English `text` in Kokoro `voice` (one of VOICES or BLEND): float32 audio at SAMPLE_RATE.
-    `env`: the environment espeak-ng runs in (synthesize's STENO_TTS_ROOT tree)."""
+    `rng` draws a BLEND's mixture; `env`: the environment espeak-ng runs in (synthesize's STENO_TTS_ROOT tree)."""
     session, vocab, styles = _model()
     tokens = [vocab[c] for c in phonemize(text, env) if c in vocab]
     if not tokens:
         return np.zeros(0, np.float32), SAMPLE_RATE
     if len(tokens) > MAX_TOKENS - 2:
         raise ValueError(f"{len(tokens)} phonemes: Kokoro reads at most {MAX_TOKENS - 2} at a time")
-    style = style_for(voice, seed or text, styles)[len(tokens) - 1].reshape(1, 256).astype(np.float32)
+    style = style_for(voice, rng, styles)[len(tokens) - 1].reshape(1, 256).astype(np.float32)
     audio = session.run(None, {"tokens": np.array([[0, *tokens, 0]], np.int64), "style": style,
                                "speed": np.array([speed], np.float32)})[0]
     return np.asarray(audio, np.float32).ravel(), SAMPLE_RATE

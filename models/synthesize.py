@@ -160,7 +160,7 @@ def render(voice: Voice, text: str, speed: float = 1.0, pitch: int = 50) -> np.n
             return _piper(text, speed)
         elif voice.family == "kokoro":
             # the pitch draw varies the blend between items that read the same sentence
-            return _to_16k(*kokoro_voice.render(text, voice.name, speed, f"{pitch}:{text}", _tts_env()))
+            return _to_16k(*kokoro_voice.render(text, voice.name, speed, text_rng(f"{pitch}:{text}"), _tts_env()))
         else:
             raise ValueError(f"unknown voice family {voice.family!r}")
         done = subprocess.run(command, capture_output=True, text=True, env=_tts_env(), timeout=120, check=False)
@@ -188,13 +188,18 @@ def _piper(text: str, speed: float) -> np.ndarray:
     from piper import SynthesisConfig
 
     voice = _piper_voice()
-    rng = np.random.default_rng(int.from_bytes(hashlib.sha1(text.encode()).digest()[:4], "big"))
+    rng = text_rng(text)
     config = SynthesisConfig(length_scale=1 / speed, noise_scale=float(rng.uniform(0.4, 0.8)),
                              noise_w_scale=float(rng.uniform(0.5, 1.0)))
     chunks = list(voice.synthesize(text, syn_config=config))
     if not chunks:
         return np.zeros(0, np.float32)
     return _to_16k(np.concatenate([c.audio_float_array for c in chunks]), chunks[0].sample_rate)
+
+
+def text_rng(key: str) -> np.random.Generator:
+    """A generator seeded by `key`, for an engine's own random draws (the same text and key, the same voice)."""
+    return np.random.default_rng(int.from_bytes(hashlib.sha1(key.encode()).digest()[:4], "big"))
 
 
 def _to_16k(audio: np.ndarray, rate: int) -> np.ndarray:
