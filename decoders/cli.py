@@ -20,6 +20,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                             "from unigrams up, e.g. 0 1 1 (unigrams are never pruned)")
     build.add_argument("--memory", default="10%", help="lmplz sort memory, e.g. 10%% or 2G")
     build.add_argument("--keep-arpa", action="store_true", help="also keep DIR/lm.arpa")
+    build.add_argument("--quantize", type=int, default=8, metavar="BITS",
+                       help="bits per probability and back-off in a trie (default 8: a third of "
+                            "the size); 0: KenLM's unquantised probing hash table")
     build.set_defaults(func=_build)
 
 
@@ -30,7 +33,7 @@ def _build(args: argparse.Namespace) -> int:
         raise SystemExit(f"steno lm build: no such corpus file: {args.corpus}")
     try:
         report = build_lm(args.corpus, args.output, order=args.order, prune=args.prune,
-                          memory=args.memory, keep_arpa=args.keep_arpa)
+                          memory=args.memory, keep_arpa=args.keep_arpa, quantize_bits=args.quantize)
     except (ValueError, RuntimeError, FileNotFoundError) as error:
         raise SystemExit(f"steno lm build: {error}") from error
     print(f"{report.directory}: {report.sentences} sentences, {report.words} words, "

@@ -80,8 +80,8 @@ class TrainConfig:
     weights_out: str = ""              # also write the weights as shards here
     export: bool = True                # export bundle + LM when max_steps is reached
     export_int8: bool = False          # the int8 variant (adds ~10 MB to the bundle)
-    lm_order: int = 4
-    lm_prune: str = "0 1 1"            # lmplz pruning counts per order ("" for none)
+    lm_order: int = 5
+    lm_prune: str = "0 0 1 1"          # lmplz pruning counts per order ("" for none)
 
 
 MODELS = {

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import kenlm
+import numpy as np
 import pytest
 
 from decoders import cli
@@ -77,9 +78,29 @@ def test_pruning_drops_rare_ngrams(tmp_path):
     assert sizes[4] < sizes[0]
 
 
+def test_the_quantised_trie_is_smaller_and_scores_like_the_probing_table(tmp_path):
+    """The default layout (8-bit trie) against `--quantize 0` (KenLM's probing table), same ARPA."""
+    corpus = tmp_path / "corpus.txt"
+    words = "the old farmer's dog barked at the bright moon while owners opened early".split()
+    rng = np.random.default_rng(0)
+    corpus.write_text("".join(" ".join(rng.choice(words, rng.integers(3, 9))) + "\n" for _ in range(3000)))
+    models = {}
+    for bits in ("8", "0"):
+        out = tmp_path / f"q{bits}"
+        steno_lm("lm", "build", str(corpus), "-o", str(out), "--quantize", bits, "--keep-arpa")
+        models[bits] = out
+    assert (models["8"] / "lm.arpa").read_bytes() == (models["0"] / "lm.arpa").read_bytes()
+    assert (models["8"] / "lm.bin").stat().st_size < 0.5 * (models["0"] / "lm.bin").stat().st_size
+    trie, probing = (kenlm.Model(str(models[b] / "lm.bin")) for b in ("8", "0"))
+    for sentence in ("the old farmer's dog barked", "moon the early owners", "dog dog dog dog"):
+        assert trie.score(sentence) == pytest.approx(probing.score(sentence), abs=0.05 * len(sentence.split()))
+    assert trie.score("the old farmer's dog barked") > trie.score("barked dog farmer's old the")
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--order", "1"], "order"),
     (["--prune", "1", "1"], "prune"),
+    (["--quantize", "26"], "quantize"),
 ])
 def test_bad_options_exit_with_a_message(corpus, tmp_path, argv, message):
     with pytest.raises(SystemExit, match=message):
