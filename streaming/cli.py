@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 from decoders import cli as decoders_cli
+from decoders.language_model import tuned_options
+from decoders.options import DecoderOptions
 from models import DEFAULT_BUNDLE
 from models import cli as models_cli
 
@@ -20,6 +22,9 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--int8", action="store_true", help="use the bundle's int8 encoder")
     parser.add_argument("--threads", type=int, default=2, help="encoder threads")
     parser.add_argument("--no-lm", action="store_true", help="decode without the bundle's language model")
+    parser.add_argument("--beam-size", type=int, default=DecoderOptions.beam_size,
+                        help="hypotheses kept by the beam search: larger is more accurate and costs decoder CPU "
+                             "about in proportion (default: %(default)s; README has the trade-off measured)")
     parser.add_argument("--no-speakers", action="store_true", help="no speaker tagging")
     parser.add_argument("--max-speakers", type=int, default=8, help="default cap per session (clients may set theirs)")
     parser.add_argument("--speaker-threshold", type=float, default=0.28,
@@ -50,8 +55,15 @@ def engine_options(args: argparse.Namespace, db: Path, mqtt=None):
         raise SystemExit("error: --summaries openai needs --llm-url (or $STENO_LLM_URL)")
     summaries = SummaryOptions(backend=args.summaries, url=args.llm_url, model=args.llm_model, key=args.llm_key,
                                timeout=args.llm_timeout)
+    if args.beam_size < 1:
+        raise SystemExit(f"error: --beam-size must be at least 1, got {args.beam_size}")
+    try:
+        decoder = tuned_options(args.model / "lm", beam_size=args.beam_size)
+    except ValueError as exc:  # a malformed lm/fusion.json
+        raise SystemExit(f"error: {exc}") from exc
     return EngineOptions(model=args.model, precision="int8" if args.int8 else "fp32", threads=args.threads,
-                         db=db, use_lm=not args.no_lm, mqtt=mqtt, speakers=speakers, summaries=summaries)
+                         db=db, use_lm=not args.no_lm, decoder=decoder, mqtt=mqtt, speakers=speakers,
+                         summaries=summaries)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
