@@ -38,9 +38,10 @@ def tuned_fusion(directory: Path | str) -> dict[str, float]:
         raise ValueError(f"{path}: expected {{\"alpha\": number, \"beta\": number}} ({exc})") from exc
 
 
-def tuned_options(directory: Path | str, **overrides) -> DecoderOptions:
-    """Decoder options with the alpha/beta tuned for the LM in `directory` (if any), then `overrides`."""
-    return DecoderOptions(**{**tuned_fusion(directory), **overrides})
+def tuned_options(directory: Path | str, use_lm: bool = True, **overrides) -> DecoderOptions:
+    """Decoder options with the alpha/beta tuned for the LM in `directory` (if any, and only when
+    decoding `use_lm`, so a decoder without the LM never reads its file), then `overrides`."""
+    return DecoderOptions(**{**(tuned_fusion(directory) if use_lm else {}), **overrides})
 
 
 class LanguageModel(abc.ABC):
@@ -118,5 +119,5 @@ def bundle_fusion(lm_dir: Path, use_lm: bool, options: DecoderOptions | None,
     for it: `options` if given, else the defaults with that LM's tuned alpha/beta; the frame
     duration is always the acoustic model's."""
     lm = KenLMLanguageModel.from_dir(lm_dir) if use_lm and Path(lm_dir).is_dir() else None
-    chosen = options or (tuned_options(lm_dir) if lm else DecoderOptions())
+    chosen = options or tuned_options(lm_dir, use_lm=lm is not None)
     return lm, replace(chosen, frame_duration=frame_duration)

@@ -111,7 +111,6 @@ def run_eval(args: argparse.Namespace) -> int:
     from models import DEFAULT_BUNDLE
     from models.bundle import BundleError
     from decoders.language_model import tuned_options
-    from decoders.options import DecoderOptions
     from models.evaluate import EvalOptions, evaluate, tune_fusion
 
     model = args.model or DEFAULT_BUNDLE
@@ -123,7 +122,7 @@ def run_eval(args: argparse.Namespace) -> int:
              if v is not None}
     try:
         if given:
-            decoder = DecoderOptions(**given) if args.no_lm else tuned_options(model / "lm", **given)
+            decoder = tuned_options(model / "lm", use_lm=not args.no_lm, **given)
             options = replace(options, decoder=decoder)
         if args.tune:
             _, lines = tune_fusion(args.manifest, options, args.alphas, args.betas, progress=sys.stderr.isatty())

@@ -58,7 +58,7 @@ def engine_options(args: argparse.Namespace, db: Path, mqtt=None):
     if args.beam_size < 1:
         raise SystemExit(f"error: --beam-size must be at least 1, got {args.beam_size}")
     try:
-        decoder = tuned_options(args.model / "lm", beam_size=args.beam_size)
+        decoder = tuned_options(args.model / "lm", use_lm=not args.no_lm, beam_size=args.beam_size)
     except ValueError as exc:  # a malformed lm/fusion.json
         raise SystemExit(f"error: {exc}") from exc
     return EngineOptions(model=args.model, precision="int8" if args.int8 else "fp32", threads=args.threads,

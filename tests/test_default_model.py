@@ -21,8 +21,8 @@ from models.tokenizer import normalize_text
 from server_fixtures import PAUSE, converse, finals, free_port, wait_listening
 
 # Measured on this test's sentences with the step-70 000 bundle (8 layers, 5-gram LM): greedy CER 0.311,
-# with the LM WER 0.553 (step 59 500: 0.315 and 0.553; step 45 000: 0.359 and 0.681). The bounds leave room for flite builds that render a
-# little differently; models/TRAINING.md has the 789-item figures.
+# with the LM WER 0.553 (step 59 500: 0.315 and 0.553; step 45 000: 0.359 and 0.681). The bounds leave
+# room for flite builds that render a little differently; models/TRAINING.md has the 789-item figures.
 MAX_CER_GREEDY = 0.40
 MAX_WER_WITH_LM = 0.70
 
