@@ -3,7 +3,9 @@
 # corpus, seeds and sets every session, since /work/data does not survive a change of machine.
 # Needs `make corpus-deps synth-deps` and the dev install (piper, kokoro). Resumable: `steno synth`
 # appends to its manifest and skips what is there, so rerunning after a kill continues.
-# ~16 minutes on 2 cores (+ 7 for Pico, measured on one worker beside a training run), plus ~35 + 35 core-minutes for the two kokoro draws (Kokoro-82M runs at ~0.5 RTF).
+# Measured 2026-12-06 (twelfth session, a new 2-core AMD EPYC with AVX512-BF16, WORKERS=2, beside an
+# evaluation run for the first half): ~63 minutes, of which the three kokoro draws (Kokoro-82M runs at
+# ~0.5 RTF) took 13, ~17 and 19, the corpus, eval/valid, espeak/mbrola/flite and piper sets ~14, Pico 0.5.
 set -euo pipefail
 D=${1:-/work/data/steno}
 WORKERS=${WORKERS:-2}
@@ -30,6 +32,9 @@ cat "$S/all6.jsonl" "$S/kokoro2.jsonl" "$S/kokoro2.jsonl" > "$S/all7.jsonl"
 # the tenth session's SVOX Pico draw (1 577 items, 1.98 h; both voices), listed once
 "$STENO" synth "$S/pico.jsonl" --texts "$T" --hours 2 --seed 13 --families pico --workers "$WORKERS"
 cat "$S/all7.jsonl" "$S/pico.jsonl" > "$S/all8.jsonl"
+# the twelfth session's third kokoro draw (752 items, 1.06 h), listed twice
+"$STENO" synth "$S/kokoro3.jsonl" --texts "$T" --hours 0.95 --seed 14 --families kokoro --workers "$WORKERS"
+cat "$S/all8.jsonl" "$S/kokoro3.jsonl" "$S/kokoro3.jsonl" > "$S/all9.jsonl"
 # the fusion-tuning set: validation items whose text is not in the eval set
 python3 - "$S" <<'EOF'
 import json, sys
