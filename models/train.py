@@ -149,10 +149,17 @@ def validate(model, items, tokenizer, cfg: TrainConfig, device) -> dict:
             "example": (refs[0], hyps[0]) if refs else None}
 
 
+def numpy_rng_state() -> tuple:
+    """numpy's RNG state with its key as a list: a checkpoint holding no numpy objects loads with
+    torch.load(weights_only=True), so `steno export` takes it as it is."""
+    name, key, *rest = np.random.get_state()
+    return (name, key.tolist(), *rest)
+
+
 def save_checkpoint(path: Path, model, optimiser, cfg: TrainConfig, state: dict) -> None:
     ckpt = {"config": dataclasses.asdict(model.cfg), "model": model.state_dict(), "optimiser": optimiser.state_dict(),
             "train_config": dataclasses.asdict(cfg), **state,
-            "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "rng": {"python": random.getstate(), "numpy": numpy_rng_state(), "torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
     tmp = path.with_suffix(".tmp")
     torch.save(ckpt, tmp)

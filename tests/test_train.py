@@ -14,7 +14,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from make_tone_model import WORDS, tone_speech
 
-from models.train import TrainConfig, load_weights, lr_at, main, save_weight_shards
+from models.export import load_checkpoint
+from models.train import MODELS, TrainConfig, load_weights, lr_at, main, save_weight_shards
 from models.train_data import frequency_warp, make_batches, read_manifest, spec_augment
 
 
@@ -57,6 +58,8 @@ def test_a_few_steps_lower_the_loss_and_report_wer(manifests, tmp_path):
     assert summary["done"] and summary["step"] == 24
     assert losses[-1] < 0.7 * losses[0], losses
     assert any("wer" in h for h in history) and summary["best_wer"] is not None
+    model, _ = load_checkpoint(tmp_path / "run" / "ckpt.pt")  # `steno export`'s weights-only loader
+    assert model.cfg.d_model == MODELS["tiny"].d_model
 
 
 def test_resumed_run_matches_uninterrupted_run(manifests, tmp_path):
@@ -77,7 +80,6 @@ def test_resumed_run_matches_uninterrupted_run(manifests, tmp_path):
 
 def test_weights_travel_as_small_shards(manifests, tmp_path):
     from models.conformer import ConformerCTC
-    from models.train import MODELS
 
     model = ConformerCTC(MODELS["tiny"])
     save_weight_shards(model, tmp_path / "w", step=7, max_bytes=1_000_000)
