@@ -48,7 +48,11 @@ def run_export(args: argparse.Namespace) -> int:
         torch.manual_seed(args.seed)
         model = ConformerCTC(ConformerConfig(vocab_size=len(tokenizer.tokens))).eval()
     else:
-        model, _ = load_checkpoint(args.checkpoint)
+        try:
+            model, _ = load_checkpoint(args.checkpoint)
+        except (OSError, ValueError) as exc:
+            print(f"error: {exc}")
+            return 2
     export_bundle(model, tokenizer, args.output, int8=not args.no_int8)
     print(args.output)
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -39,7 +40,16 @@ def config_from_dict(raw: dict) -> ConformerConfig:
 
 def load_checkpoint(path: str | Path) -> tuple[ConformerCTC, dict]:
     """A training checkpoint: {"config": ConformerConfig as dict, "model": state_dict, ...}."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # e.g. numpy objects, as models.train wrote before 2026-12-06
+        found = [line.split("Unsupported global: ")[-1].split(" was not")[0] for line in str(exc).splitlines()
+                 if "Unsupported global" in line]
+        raise ValueError(f"{path}: holds objects beyond tensors and plain data ({', '.join(found) or 'unknown'}), "
+                         "which a weights-only load refuses; if you trust the file, re-save its 'config' and "
+                         "'model' entries alone with torch.save and export that") from None
+    if not isinstance(ckpt, dict) or not {"config", "model"} <= ckpt.keys():
+        raise ValueError(f"{path}: not a training checkpoint (expected a dict with 'config' and 'model')")
     model = ConformerCTC(config_from_dict(ckpt["config"]))
     model.load_state_dict(ckpt["model"])
     return model.eval(), ckpt

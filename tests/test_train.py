@@ -139,3 +139,17 @@ def test_a_restart_warms_up_to_the_schedule_not_past_it():
 def test_manifest_paths_resolve_relative_to_the_manifest(manifests):
     items = read_manifest(manifests[1])
     assert len(items) == 6 and all(Path(it["audio"]).is_file() for it in items)
+
+
+def test_export_refuses_a_checkpoint_it_cannot_load_safely_with_a_message(tmp_path, capsys):
+    from streaming.cli import main as steno
+
+    old = tmp_path / "old.pt"  # as models.train wrote before: numpy's RNG state inside
+    torch.save({"config": {}, "model": {}, "rng": {"numpy": np.random.get_state()}}, old)
+    assert steno(["export", str(old), "-o", str(tmp_path / "b")]) == 2
+    assert "weights-only load refuses" in capsys.readouterr().out
+    torch.save({"model": {}}, tmp_path / "bare.pt")
+    assert steno(["export", str(tmp_path / "bare.pt"), "-o", str(tmp_path / "b")]) == 2
+    assert "not a training checkpoint" in capsys.readouterr().out
+    assert steno(["export", str(tmp_path / "missing.pt"), "-o", str(tmp_path / "b")]) == 2
+    assert not (tmp_path / "b").exists()
