@@ -347,7 +347,7 @@ def run(manifest: str | Path, texts: list[str], hours: float, workers: int = 1, 
     done = done_ids(manifest)
     todo = [it for it in items if it.id not in done]
     mix_voices = tuple(v for v in voices if v.family in ("espeak", "mbrola")) or voices
-    if any(it.voice.family == "kokoro" for it in todo):
+    if todo and any(v.family == "kokoro" for v in voices):  # kokoro items, or kokoro mixed into others
         kokoro_voice.prepare()
     stats = {"planned": len(items), "skipped": len(items) - len(todo), "written": 0, "failed": 0,
              "audio_seconds": 0.0}
