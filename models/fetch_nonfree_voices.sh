@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fetch and install the voices that live in Debian's contrib/non-free sections, which this machine's
 # apt sources do not enable: the mbrola synthesiser with its English voices (us1, us2, us3, en1),
-# which espeak-ng drives as `mb-us1`…, and SVOX Pico's `pico2wave` with its en-US and en-GB voices.
+# which espeak-ng drives as `mb-us1`…, the sixteen other-language voices that espeak-ng can make read
+# English with their speaker's accent (`mb-de5-en`, `mb-fr4-en`…), and SVOX Pico's `pico2wave` with its en-US and en-GB voices.
 # It uses a PRIVATE apt configuration (its own sources.list, lists and cache in a temporary
 # directory) to download the .debs, and never edits /etc/apt. The .debs are kept in DEST (default
 # artifacts/nonfree-voices) and installed with dpkg when running as root; otherwise they are unpacked
@@ -10,14 +11,15 @@
 #
 #   bash models/fetch_nonfree_voices.sh [DEST]
 set -euo pipefail
-PACKAGES="mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 libttspico-utils libttspico0 libttspico-data"
+ACCENTED="af1 de1 de2 de3 de4 de5 de6 fr1 fr4 gr2 hu1 nl2 pl1 ro1 sw1 sw2"   # espeak-ng's mb-*-en voices
+PACKAGES="mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 $(printf 'mbrola-%s ' $ACCENTED)libttspico-utils libttspico0 libttspico-data"
 DEST=$(realpath -m "${1:-artifacts/nonfree-voices}")
 mkdir -p "$DEST"
-if command -v mbrola >/dev/null && [ -d /usr/share/mbrola/us1 ] && [ -d /usr/share/mbrola/en1 ] \
+if command -v mbrola >/dev/null && [ -d /usr/share/mbrola/us1 ] && [ -d /usr/share/mbrola/en1 ] && [ -d /usr/share/mbrola/sw2 ] \
         && command -v pico2wave >/dev/null && [ -f /usr/share/pico/lang/en-GB_ta.bin ]; then
     echo "mbrola, Pico and their English voices are installed"; exit 0
 fi
-if ! ls "$DEST"/mbrola_*.deb "$DEST"/libttspico-utils_*.deb >/dev/null 2>&1; then
+if ! ls "$DEST"/mbrola_*.deb "$DEST"/mbrola-sw2_*.deb "$DEST"/libttspico-utils_*.deb >/dev/null 2>&1; then
     TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
     . /etc/os-release
     SUITE=${VERSION_CODENAME:-bookworm}

