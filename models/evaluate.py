@@ -6,7 +6,9 @@ chunk by chunk (with the bundle's lm/ unless --no-lm), finalised at the end of t
 and hypotheses are normalised with `models.tokenizer.normalize_text` and scored with jiwer.
 
 Printed: a per-item table, WER per `corpus` / `family` (when the manifest has them), the real-time
-factor (decode seconds / audio seconds), and as the last line `wer=<x> items=<n>`.
+factor (decode seconds / audio seconds), and as the last line `wer=<x> items=<n>`. `--save-hyps F`
+keeps the hypotheses; `--compare F` adds a paired-bootstrap line against such a file (is the
+difference more than the items' noise? models/significance.py).
 
 `--streaming-check` also decodes each item offline — the whole utterance's posteriors in one search
 call, or with `--checkpoint CKPT` the torch model's full-utterance forward — and reports both WERs.
@@ -189,9 +191,21 @@ def report(results: list[ItemResult], streaming_check: bool = False) -> list[str
     return lines
 
 
-def evaluate(manifest: str | Path, options: EvalOptions, progress: bool = True) -> tuple[float, list[str]]:
+def evaluate(manifest: str | Path, options: EvalOptions, progress: bool = True, save_hyps: Path | None = None,
+             compare: Path | None = None) -> tuple[float, list[str]]:
+    """WER and the report; `save_hyps` keeps this run's hypotheses (JSONL), `compare` adds a paired
+    bootstrap of this run against hypotheses saved earlier (models/significance.py)."""
+    from models.significance import compare_with_saved
+    from models.significance import save_hyps as write_hyps
+
     results = Evaluator(options).run(Path(manifest), progress)
-    return wer([r.ref for r in results], [r.hyp for r in results]), report(results, options.streaming_check)
+    ids, refs, hyps = [r.id for r in results], [r.ref for r in results], [r.hyp for r in results]
+    lines = report(results, options.streaming_check)
+    if compare is not None:  # before writing, so a run compared with its own file reads the earlier one
+        lines.insert(-1, compare_with_saved(compare, ids, refs, hyps).line())
+    if save_hyps is not None:
+        write_hyps(save_hyps, ids, refs, hyps)
+    return wer(refs, hyps), lines
 
 
 def tune_fusion(manifest: str | Path, options: EvalOptions, alphas: list[float], betas: list[float],

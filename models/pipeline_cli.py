@@ -54,6 +54,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     ev.add_argument("--beam-size", type=int, help="decoder beam (default: the server's)")
     ev.add_argument("--alpha", type=float, help="LM weight (default: the bundle's lm/fusion.json, else 0.5)")
     ev.add_argument("--beta", type=float, help="word bonus (default: the bundle's lm/fusion.json, else 1.5)")
+    ev.add_argument("--save-hyps", type=Path, metavar="JSONL", help="write each item's reference and hypothesis here")
+    ev.add_argument("--compare", type=Path, metavar="JSONL",
+                    help="another run's --save-hyps file: print a paired bootstrap of the WER difference")
     ev.add_argument("--tune", action="store_true",
                     help="grid-search alpha/beta on this (development) manifest, write lm/fusion.json")
     ev.add_argument("--alphas", type=float, nargs="+", default=[0.3, 0.5, 0.7, 0.9, 1.2])
@@ -127,8 +130,9 @@ def run_eval(args: argparse.Namespace) -> int:
         if args.tune:
             _, lines = tune_fusion(args.manifest, options, args.alphas, args.betas, progress=sys.stderr.isatty())
         else:
-            _, lines = evaluate(args.manifest, options, progress=sys.stderr.isatty())
-    except (BundleError, ValueError) as exc:
+            _, lines = evaluate(args.manifest, options, progress=sys.stderr.isatty(), save_hyps=args.save_hyps,
+                                compare=args.compare)
+    except (BundleError, ValueError, OSError) as exc:
         raise SystemExit(f"steno eval: {exc}") from exc
     print("\n".join(lines))
     return 0

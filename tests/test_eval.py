@@ -109,3 +109,24 @@ def test_tune_writes_the_best_fusion_weights_and_they_become_the_default(manifes
 def test_an_untrained_model_scores_badly(manifest, small_bundle):  # noqa: F811
     wer, lines = evaluate(manifest, EvalOptions(model=small_bundle, use_lm=False), progress=False)
     assert wer > 0.9 and lines[-1] == f"wer={wer:.4f} items={len(ITEMS)}"
+
+
+def test_save_hyps_and_compare_two_models(manifest, small_bundle, tmp_path, capsys):  # noqa: F811
+    saved = tmp_path / "tone.jsonl"
+    assert steno(["eval", str(manifest), "--model", str(TONE_MODEL), "--no-lm", "--save-hyps", str(saved)]) == 0
+    rows = [json.loads(line) for line in saved.read_text().splitlines()]
+    assert [r["id"] for r in rows] == [f"item{i}" for i in range(len(ITEMS))]
+    assert rows[3]["ref"] == "lazy cat" and rows[3]["hyp"] == "lazy dog"
+    capsys.readouterr()
+    assert steno(["eval", str(manifest), "--model", str(small_bundle), "--no-lm", "--compare", str(saved)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1].startswith("wer=") and out[-2].startswith("compare: ")
+    compare = dict(field.split("=", 1) for field in out[-2].split()[1:] if "=" in field)
+    assert float(compare["other"]) == pytest.approx(ERRORS / REF_WORDS, abs=1e-4)
+    assert compare["lower_in"] == "0.0%" and compare["items"] == str(len(ITEMS))
+
+
+def test_compare_with_a_missing_file_is_a_clear_error(manifest, tmp_path):
+    with pytest.raises(SystemExit, match="steno eval: .*missing.jsonl"):
+        steno(["eval", str(manifest), "--model", str(TONE_MODEL), "--compare", str(tmp_path / "missing.jsonl")])
+
