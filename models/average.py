@@ -36,13 +36,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("weights", type=Path, nargs="+", help="checkpoints or weights files of one run")
     parser.add_argument("-o", "--output", type=Path, required=True)
     args = parser.parse_args(argv)
-    from models.train import load_weights
+    from models.train import load_weights, save_weights
 
     loaded = [load_weights(path) for path in args.weights]
     averaged = average_state_dicts([state for state, _, _ in loaded])
     _, config, step = loaded[-1]
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": averaged, "config": config, "step": step}, args.output)
+    save_weights(args.output, averaged, config, step)
     print(f"averaged {len(loaded)} checkpoints (steps {', '.join(str(s) for _, _, s in loaded)}): {args.output}")
 
 

@@ -15,7 +15,10 @@ ACCENTED="af1 de1 de2 de3 de4 de5 de6 fr1 fr4 gr2 hu1 nl2 pl1 ro1 sw1 sw2"   # e
 PACKAGES="mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 $(printf 'mbrola-%s ' $ACCENTED)libttspico-utils libttspico0 libttspico-data"
 DEST=$(realpath -m "${1:-artifacts/nonfree-voices}")
 mkdir -p "$DEST"
-if command -v mbrola >/dev/null && [ -d /usr/share/mbrola/us1 ] && [ -d /usr/share/mbrola/en1 ] && [ -d /usr/share/mbrola/sw2 ] \
+voices_installed() {
+    for v in us1 us2 us3 en1 $ACCENTED; do [ -d "/usr/share/mbrola/$v" ] || return 1; done
+}
+if command -v mbrola >/dev/null && voices_installed \
         && command -v pico2wave >/dev/null && [ -f /usr/share/pico/lang/en-GB_ta.bin ]; then
     echo "mbrola, Pico and their English voices are installed"; exit 0
 fi

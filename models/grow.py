@@ -19,7 +19,6 @@ import copy
 import dataclasses
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from models.conformer import ConformerCTC, ConformerLayer
@@ -58,14 +57,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-o", "--output", type=Path, required=True)
     args = parser.parse_args(argv)
     from models.export import config_from_dict
-    from models.train import load_weights
+    from models.train import load_weights, save_weights
 
     weights, raw_config, step = load_weights(args.weights)
     model = ConformerCTC(config_from_dict(raw_config))
     model.load_state_dict(weights)
     grown = deepen(model, args.after)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": grown.state_dict(), "config": dataclasses.asdict(grown.cfg), "step": step}, args.output)
+    save_weights(args.output, grown.state_dict(), dataclasses.asdict(grown.cfg), step)
     print(f"{model.cfg.n_layers} -> {grown.cfg.n_layers} layers, "
           f"{sum(p.numel() for p in grown.parameters()) / 1e6:.2f} M parameters, step {step}: {args.output}")
 

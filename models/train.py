@@ -167,10 +167,12 @@ def save_checkpoint(path: Path, model, optimiser, cfg: TrainConfig, state: dict)
     os.replace(tmp, path)  # a kill mid-write never leaves a broken checkpoint
 
 
-def save_weights(path: Path, model: ConformerCTC, step: int) -> None:
-    """The weights alone, as --init_from, models.grow, models.average and `steno export` read them."""
+def save_weights(path: Path, state: dict, config: dict, step: int) -> None:
+    """The weights alone ({"model", "config", "step"}), as load_weights (so --init_from, models.grow,
+    models.average) and `steno export` read them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "config": dataclasses.asdict(model.cfg), "step": step}, tmp)
+    torch.save({"model": state, "config": config, "step": step}, tmp)
     os.replace(tmp, path)
 
 
@@ -306,7 +308,8 @@ def main(cfg: TrainConfig) -> dict:
             if (step + 1) % cfg.ckpt_every == 0 or out_of_time or state["step"] >= cfg.max_steps:
                 save_checkpoint(ckpt_path, model, optimiser, cfg, state)
             if cfg.keep_every and state["step"] % cfg.keep_every == 0:
-                save_weights(out_dir / f"weights-{state['step']}.pt", model, state["step"])
+                save_weights(out_dir / f"weights-{state['step']}.pt", model.state_dict(),
+                             dataclasses.asdict(model.cfg), state["step"])
             if out_of_time or state["step"] >= cfg.max_steps:
                 stop = bool(out_of_time)
                 break
