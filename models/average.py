@@ -8,7 +8,9 @@ them (here: steps 81 000 and 86 250 of the 10-layer model, 53.25 % and 53.34 % h
     steno export averaged.pt -o BUNDLE
 
 The output is a weights file ({"model", "config", "step"}, the last input's step) that `steno export`,
-`--init_from` and models.grow read.
+`--init_from` and models.grow read. `--half` stores the parameters as float16: half the file, for the
+checkpoint committed to git, which travels with every device call (64 MiB in all). Loading casts them
+back to float32; one file alone is just converted (`python -m models.average W.pt --half -o W16.pt`).
 """
 from __future__ import annotations
 
@@ -31,17 +33,27 @@ def average_state_dicts(states: list[dict[str, torch.Tensor]]) -> dict[str, torc
             if states[-1][n].is_floating_point() else states[-1][n] for n in names}
 
 
+def halve_parameters(state: dict[str, torch.Tensor], config: dict) -> dict[str, torch.Tensor]:
+    """Parameters as float16; buffers (the front-end's DFT and mel matrices) stay as they are, exact."""
+    from models.conformer import ConformerCTC
+    from models.export import config_from_dict
+
+    buffers = {name for name, _ in ConformerCTC(config_from_dict(config)).named_buffers()}
+    return {n: t.half() if t.is_floating_point() and n not in buffers else t for n, t in state.items()}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("weights", type=Path, nargs="+", help="checkpoints or weights files of one run")
     parser.add_argument("-o", "--output", type=Path, required=True)
+    parser.add_argument("--half", action="store_true", help="store the parameters as float16")
     args = parser.parse_args(argv)
     from models.train import load_weights, save_weights
 
     loaded = [load_weights(path) for path in args.weights]
     averaged = average_state_dicts([state for state, _, _ in loaded])
     _, config, step = loaded[-1]
-    save_weights(args.output, averaged, config, step)
+    save_weights(args.output, halve_parameters(averaged, config) if args.half else averaged, config, step)
     print(f"averaged {len(loaded)} checkpoints (steps {', '.join(str(s) for _, _, s in loaded)}): {args.output}")
 
 

@@ -52,7 +52,8 @@ def deepen(model: ConformerCTC, after: list[int]) -> ConformerCTC:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("weights", type=Path, help="a checkpoint or weights file (models/checkpoints/*.pt, ckpt.pt)")
+    parser.add_argument("weights", type=Path,
+                        help="a checkpoint, weights file or bundle directory (models/checkpoints/*.pt, ckpt.pt)")
     parser.add_argument("--after", type=int, nargs="+", required=True, help="insert a new layer after these")
     parser.add_argument("-o", "--output", type=Path, required=True)
     args = parser.parse_args(argv)

@@ -11,7 +11,7 @@ step, data position, RNG states; the learning rate is a pure function of the ste
 ckpt_every steps and at the end, so a sequence of 10-minute commands continues one run. When
 max_steps is reached the model is exported to bundle_dir with the LM built from lm_text (training
 text only) in bundle_dir/lm. `--weights_out DIR` also writes the weights as <=15 MiB shards (what a
-device machine can hand back), and `--init_from DIR|FILE` starts from such weights.
+device machine can hand back), and `--init_from DIR|FILE` starts from such weights or from a bundle.
 """
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ class TrainConfig:
     max_minutes: float = 0.0           # stop (after a checkpoint) when this much time has passed; 0: none
     seed: int = 0
     device: str = "auto"
-    init_from: str = ""                # weights (.pt or shard dir) to start a new run from
+    init_from: str = ""                # weights (.pt, shard dir or bundle) to start a new run from
     weights_out: str = ""              # also write the weights as shards here
     export: bool = True                # export bundle + LM when max_steps is reached
     export_int8: bool = False          # the int8 variant (adds ~10 MB to the bundle)
@@ -193,7 +193,12 @@ def save_weight_shards(model: ConformerCTC, directory: Path, step: int, max_byte
 
 
 def load_weights(path: Path) -> tuple[dict, dict, int]:
-    """(state_dict, model config dict, step) from a checkpoint file or a shard directory."""
+    """(state_dict, model config dict, step) from a checkpoint file, a shard directory or a bundle (whose
+    weights carry no step: a run from one starts its schedule at 0, a fine-tune)."""
+    if (path / "encoder.onnx").exists():
+        from models.bundle_weights import weights_from_bundle
+
+        return (*weights_from_bundle(path), 0)
     if path.is_dir():
         meta = json.loads((path / "weights.json").read_text())
         state = {}

@@ -48,3 +48,25 @@ def test_cli_output_exports(tmp_path):
     expected = (tiny_state(0)[name] + tiny_state(1)[name]) / 2
     torch.testing.assert_close(model.state_dict()[name], expected)
     assert torch.load(tmp_path / "avg.pt", weights_only=True)["step"] == 2000
+
+
+def test_half_stores_parameters_as_float16_and_keeps_the_front_end_exact(tmp_path):
+    model = ConformerCTC(MODELS["tiny"])
+    model.load_state_dict(tiny_state(3))
+    full = tmp_path / "full.pt"
+    torch.save({"model": model.state_dict(), "config": dataclasses.asdict(model.cfg), "step": 7}, full)
+    main([str(full), "--half", "-o", str(tmp_path / "half.pt")])
+    stored = torch.load(tmp_path / "half.pt", weights_only=True)["model"]
+    assert stored["layers.0.attn.qkv.weight"].dtype == torch.float16
+    assert torch.equal(stored["frontend.dft"], model.state_dict()["frontend.dft"])  # a buffer: untouched
+    parameter_bytes = sum(p.numel() * 4 for p in model.parameters())
+    assert full.stat().st_size - (tmp_path / "half.pt").stat().st_size > 0.45 * parameter_bytes
+    loaded, _ = load_checkpoint(tmp_path / "half.pt")
+    assert loaded.state_dict()["layers.0.attn.qkv.weight"].dtype == torch.float32
+    audio = torch.randn(1, 16000)
+    model.eval(), loaded.eval()
+    with torch.no_grad():
+        expected, _ = model(audio, torch.tensor([16000]))
+        got, _ = loaded(audio, torch.tensor([16000]))
+    assert (got - expected).abs().max() < 0.05  # float16 rounding of the weights, nothing more
+    assert not torch.equal(got, expected)
